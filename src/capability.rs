@@ -1,0 +1,188 @@
+//! The eight request capabilities and a bitset of them.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A feature a request needs from the model that serves it.
+///
+/// ```
+/// use fluxroute::Capability;
+/// assert_eq!(Capability::JsonSchema.as_str(), "json_schema");
+/// assert_eq!("vision".parse::<Capability>(), Ok(Capability::Vision));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Capability {
+    /// Function/tool calling: `tools`, `functions`, tool messages or assistant `tool_calls`.
+    Tools,
+    /// Image input: an `image_url` or `image` content part.
+    Vision,
+    /// Audio input: an `input_audio` content part.
+    AudioInput,
+    /// File input: a `file` content part.
+    FileInput,
+    /// `response_format.type == "json_object"`.
+    JsonMode,
+    /// `response_format.type == "json_schema"`.
+    JsonSchema,
+    /// `reasoning_effort` or a `reasoning` object.
+    Reasoning,
+    /// `logprobs: true` or `top_logprobs`.
+    Logprobs,
+}
+
+impl Capability {
+    /// Every capability, in canonical order.
+    pub const ALL: [Capability; 8] = [
+        Capability::Tools,
+        Capability::Vision,
+        Capability::AudioInput,
+        Capability::FileInput,
+        Capability::JsonMode,
+        Capability::JsonSchema,
+        Capability::Reasoning,
+        Capability::Logprobs,
+    ];
+
+    /// The stable name used in policies, decisions and `/v1/models`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Capability::Tools => "tools",
+            Capability::Vision => "vision",
+            Capability::AudioInput => "audio_input",
+            Capability::FileInput => "file_input",
+            Capability::JsonMode => "json_mode",
+            Capability::JsonSchema => "json_schema",
+            Capability::Reasoning => "reasoning",
+            Capability::Logprobs => "logprobs",
+        }
+    }
+
+    /// The request parameter that asks for this capability, for error bodies.
+    pub const fn param(self) -> &'static str {
+        match self {
+            Capability::Tools => "tools",
+            Capability::Vision | Capability::AudioInput | Capability::FileInput => "messages",
+            Capability::JsonMode | Capability::JsonSchema => "response_format",
+            Capability::Reasoning => "reasoning_effort",
+            Capability::Logprobs => "logprobs",
+        }
+    }
+
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for a capability name that is not one of the eight.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability `{0}`")]
+pub struct UnknownCapability(pub String);
+
+impl std::str::FromStr for Capability {
+    type Err = UnknownCapability;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCapability(s.to_owned()))
+    }
+}
+
+/// A set of capabilities, one bit each.
+///
+/// ```
+/// use fluxroute::{Capability, CapabilitySet};
+/// let need = CapabilitySet::EMPTY.with(Capability::Tools);
+/// let has = CapabilitySet::from_iter([Capability::Tools, Capability::Vision]);
+/// assert!(has.contains_all(need));
+/// assert_eq!(need.missing_from(has), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CapabilitySet(u8);
+
+impl CapabilitySet {
+    /// The empty set.
+    pub const EMPTY: CapabilitySet = CapabilitySet(0);
+
+    /// This set plus `cap`.
+    #[must_use]
+    pub const fn with(self, cap: Capability) -> Self {
+        CapabilitySet(self.0 | cap.bit())
+    }
+
+    /// Adds `cap` in place.
+    pub fn insert(&mut self, cap: Capability) {
+        self.0 |= cap.bit();
+    }
+
+    /// Whether `cap` is in the set.
+    pub const fn contains(self, cap: Capability) -> bool {
+        self.0 & cap.bit() != 0
+    }
+
+    /// Whether every capability of `other` is in this set.
+    pub const fn contains_all(self, other: CapabilitySet) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The first capability of this set (in canonical order) that `have` lacks.
+    pub fn missing_from(self, have: CapabilitySet) -> Option<Capability> {
+        self.iter().find(|c| !have.contains(*c))
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The capabilities in canonical order.
+    pub fn iter(self) -> impl Iterator<Item = Capability> {
+        Capability::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+
+    /// The capability names in canonical order.
+    pub fn names(self) -> Vec<&'static str> {
+        self.iter().map(Capability::as_str).collect()
+    }
+}
+
+impl FromIterator<Capability> for CapabilitySet {
+    fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
+        iter.into_iter().fold(CapabilitySet::EMPTY, CapabilitySet::with)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_bits_are_distinct() {
+        let mut all = CapabilitySet::EMPTY;
+        for c in Capability::ALL {
+            assert_eq!(c.as_str().parse::<Capability>(), Ok(c));
+            assert!(!all.contains(c));
+            all.insert(c);
+        }
+        assert_eq!(all.iter().count(), 8);
+        assert!("video".parse::<Capability>().is_err());
+    }
+
+    #[test]
+    fn missing_from_names_the_first_lacking_capability() {
+        let need = CapabilitySet::from_iter([Capability::Vision, Capability::Logprobs]);
+        let have = CapabilitySet::from_iter([Capability::Vision]);
+        assert_eq!(need.missing_from(have), Some(Capability::Logprobs));
+        assert!(!have.contains_all(need));
+    }
+}

@@ -1,0 +1,198 @@
+//! The decision: which model serves a request and why, with its headers and JSON form.
+
+use serde_json::{Value, json};
+
+use crate::classify::RequestFeatures;
+use crate::policy::{CompiledPolicy, MAX_FALLBACKS, Mode, TargetKind};
+
+/// Which rule decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleRef {
+    /// Pinned, passthrough, redirect: no rule is consulted.
+    None,
+    /// The default complexity → tier → cheapest step.
+    Default,
+    /// Rule `i` of the policy.
+    Rule(usize),
+}
+
+/// Up to [`MAX_FALLBACKS`] + 1 model indices, without allocating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Fallbacks {
+    ids: [u32; MAX_FALLBACKS + 1],
+    len: u8,
+}
+
+impl Fallbacks {
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn push(&mut self, index: usize) {
+        let len = self.len();
+        if let (Some(slot), Ok(id)) = (self.ids.get_mut(len), u32::try_from(index)) {
+            *slot = id;
+            self.len += 1;
+        }
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        self.iter().any(|i| i == index)
+    }
+
+    pub fn first(&self) -> Option<usize> {
+        self.iter().next()
+    }
+
+    pub fn without_first(&self) -> Fallbacks {
+        let mut out = Fallbacks::default();
+        self.iter().skip(1).for_each(|i| out.push(i));
+        out
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ids.iter().take(self.len()).map(|&i| i as usize)
+    }
+}
+
+/// What routing chose, as indices into the policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Choice {
+    pub model: usize,
+    pub rule: RuleRef,
+    pub fallbacks: Fallbacks,
+    pub cost: f64,
+}
+
+/// A routing decision: the served model, why, and what it is expected to cost.
+///
+/// Borrows the policy that made it; [`Decision::to_json`] gives the SPEC's decision object.
+///
+/// ```
+/// use fluxroute::{CallerContext, CompiledPolicy, Mode};
+/// let policy = CompiledPolicy::embedded();
+/// let body = br#"{"model": "flux-pinned-gpt-4o", "messages": [{"role": "user", "content": "hi"}]}"#;
+/// let d = policy.route_body(body, &CallerContext::default())?;
+/// assert_eq!((d.mode(), d.model(), d.routed()), (Mode::Pinned, "gpt-4o", false));
+/// assert_eq!(d.headers()[1], ("X-Flux-Routed", "false"));
+/// # Ok::<(), fluxroute::RouteError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'p> {
+    policy: &'p CompiledPolicy,
+    features: RequestFeatures,
+    choice: Choice,
+}
+
+impl<'p> Decision<'p> {
+    pub(crate) fn new(policy: &'p CompiledPolicy, features: RequestFeatures, choice: Choice) -> Self {
+        Decision { policy, features, choice }
+    }
+
+    /// The name the caller asked for.
+    pub fn requested(&self) -> &'p str {
+        self.policy.target_name(self.features.target)
+    }
+
+    /// How the request was served.
+    pub fn mode(&self) -> Mode {
+        self.features.target.mode()
+    }
+
+    /// The backing model that serves the request.
+    pub fn model(&self) -> &'p str {
+        self.policy.models.get(self.choice.model).map_or("", |m| m.id.as_str())
+    }
+
+    /// Whether the served model is not the one the caller named.
+    pub fn routed(&self) -> bool {
+        !matches!(self.features.target.0, TargetKind::Pinned(_) | TargetKind::Passthrough(_))
+    }
+
+    /// The served model's tier.
+    pub fn tier(&self) -> &'p str {
+        let tier = self.policy.models.get(self.choice.model).map_or(usize::MAX, |m| m.tier);
+        self.policy.tiers.get(tier).map_or("", |t| t.name.as_str())
+    }
+
+    /// The rule that decided: its name, `"default"`, or `None` for pinned, passthrough and
+    /// redirected names, which no rule touches.
+    pub fn rule(&self) -> Option<&'p str> {
+        match self.choice.rule {
+            RuleRef::None => None,
+            RuleRef::Default => Some("default"),
+            RuleRef::Rule(i) => self.policy.rules.get(i).map(|r| r.name.as_str()),
+        }
+    }
+
+    /// The features routing read.
+    pub fn features(&self) -> &RequestFeatures {
+        &self.features
+    }
+
+    /// Estimated cost of this request on the served model, in USD.
+    pub fn estimated_cost_usd(&self) -> f64 {
+        self.choice.cost
+    }
+
+    /// Eligible fallbacks in order (auto and tier only).
+    pub fn fallbacks(&self) -> impl Iterator<Item = &'p str> + '_ {
+        let models = &self.policy.models;
+        self.choice.fallbacks.iter().filter_map(|i| models.get(i).map(|m| m.id.as_str()))
+    }
+
+    /// The policy that decided.
+    pub fn policy(&self) -> &'p CompiledPolicy {
+        self.policy
+    }
+
+    /// The response headers: `X-Flux-Model`, `X-Flux-Routed`, `X-Flux-Policy`.
+    pub fn headers(&self) -> [(&'static str, &'p str); 3] {
+        [
+            ("X-Flux-Model", self.model()),
+            ("X-Flux-Routed", if self.routed() { "true" } else { "false" }),
+            ("X-Flux-Policy", self.policy.header.as_str()),
+        ]
+    }
+
+    /// The decision as the SPEC's JSON object.
+    pub fn to_json(&self) -> Value {
+        let f = &self.features;
+        let headers: serde_json::Map<String, Value> = self
+            .headers()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
+        json!({
+            "requested": self.requested(),
+            "mode": self.mode().as_str(),
+            "model": self.model(),
+            "routed": self.routed(),
+            "tier": self.tier(),
+            "rule": self.rule(),
+            "headers": headers,
+            "features": {
+                "prompt_tokens": f.prompt_tokens,
+                "max_output_tokens": f.max_output_tokens,
+                "capabilities": f.capabilities.names(),
+                "complexity": f.complexity.as_str(),
+                "complexity_score": round(f64::from(f.complexity_score), 4),
+            },
+            "estimated_cost_usd": round(self.choice.cost, 9),
+            "fallbacks": self.fallbacks().collect::<Vec<_>>(),
+            "policy": {"name": self.policy.name, "fingerprint": self.policy.fingerprint},
+        })
+    }
+}
+
+/// Rounds for display; decisions keep full precision.
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
+    let k = 10f64.powi(digits);
+    (x * k).round() / k
+}
+
+impl Decision<'_> {
+    pub(crate) fn choice(&self) -> Choice {
+        self.choice
+    }
+}

@@ -1,0 +1,82 @@
+//! Why a decision came out as it did: every rule tried and every candidate kept or dropped.
+
+use serde_json::{Value, json};
+
+use crate::classify::RequestFeatures;
+use crate::decision::round;
+use crate::policy::{CompiledPolicy, TargetKind};
+use crate::route::{CallerContext, Drop, Request};
+
+impl CompiledPolicy {
+    /// Explains routing `features`: each rule with whether it matched, and each candidate model
+    /// with why it was kept or dropped. Off the hot path; allocates freely.
+    ///
+    /// ```
+    /// use fluxroute::{CallerContext, CompiledPolicy};
+    /// let policy = CompiledPolicy::embedded();
+    /// let f = policy.classify(br#"{"model": "flux-auto", "tools": [{"type": "function", "function": {"name": "f"}}],
+    ///     "messages": [{"role": "user", "content": "call f"}]}"#)?;
+    /// let why = policy.explain(&f, &CallerContext::default());
+    /// let dropped = why["candidates"].as_array().unwrap().iter()
+    ///     .find(|c| c["model"] == "deepseek-reasoner").unwrap();
+    /// assert_eq!(dropped["kept"], false);
+    /// assert_eq!(dropped["reason"], "lacks capability tools");
+    /// # Ok::<(), fluxroute::RouteError>(())
+    /// ```
+    pub fn explain(&self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Value {
+        let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
+        let req = Request { policy: self, features, ctx, tenant };
+        let (scope, rules): (Vec<usize>, Vec<Value>) = match features.target.0 {
+            TargetKind::Pinned(a) => (self.pinned.get(a).map(|a| a.model).into_iter().collect(), Vec::new()),
+            TargetKind::Redirect(r) => (self.redirects.get(r).map(|a| a.model).into_iter().collect(), Vec::new()),
+            TargetKind::Passthrough(m) => (vec![m], Vec::new()),
+            TargetKind::Auto | TargetKind::Tier(_) => {
+                let scope = (0..self.models.len()).filter(|&i| req.in_target(i)).collect();
+                let rules = self
+                    .rules
+                    .iter()
+                    .map(|r| json!({"rule": r.name, "matched": req.rule_matches(r)}))
+                    .collect();
+                (scope, rules)
+            }
+        };
+        let candidates: Vec<Value> = scope
+            .iter()
+            .filter_map(|&i| self.models.get(i).map(|m| (i, m)))
+            .map(|(i, m)| {
+                let tier = self.tiers.get(m.tier).map_or("", |t| t.name.as_str());
+                let (kept, reason) = match req.check(i, m) {
+                    Ok(()) => (true, "eligible".to_owned()),
+                    Err(Drop::Tenant) => (false, format!("not allowed for tenant {}", ctx.tenant.unwrap_or_default())),
+                    Err(Drop::Capability(c)) => (false, format!("lacks capability {c}")),
+                    Err(Drop::Output) => (
+                        false,
+                        format!(
+                            "requested output {} above its limit {}",
+                            features.max_output_tokens.unwrap_or(0),
+                            m.max_output_tokens
+                        ),
+                    ),
+                    Err(Drop::Context) => (
+                        false,
+                        format!(
+                            "prompt {} (with margin) + output {} exceeds its context window {}",
+                            req.prompt_with_margin(),
+                            req.output_for(m),
+                            m.context_window
+                        ),
+                    ),
+                    Err(Drop::Unavailable) => (false, "unavailable".to_owned()),
+                };
+                json!({
+                    "model": m.id,
+                    "tier": tier,
+                    "kept": kept,
+                    "reason": reason,
+                    "estimated_cost_usd": round(req.cost(m), 9),
+                })
+            })
+            .collect();
+        json!({"rules": rules, "candidates": candidates})
+    }
+}

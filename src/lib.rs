@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod capability;
+mod classify;
+mod decision;
+mod diagnostic;
+mod error;
+mod estimate;
+mod explain;
+mod models;
+mod policy;
+mod route;
+mod router;
+
+pub use capability::{Capability, CapabilitySet, UnknownCapability};
+pub use classify::{Complexity, RequestFeatures};
+pub use decision::Decision;
+pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
+pub use error::{ErrorCode, RouteError};
+pub use estimate::estimate_tokens;
+pub use policy::{
+    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, Loaded, MAX_FALLBACKS, Mode, PINNED_PREFIX,
+    PolicyError, Target,
+};
+pub use route::CallerContext;
+pub use router::{Reloaded, Routed, Router};
+
+/// The closest of `names` to `name`, when close enough to be a likely typo.
+pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).clamp(1, 4);
+    names
+        .map(|n| (strsim::damerau_levenshtein(name, n), n))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, n)| n)
+}
