@@ -293,7 +293,8 @@ impl Checker<'_> {
             };
             let context_window = self.count(&m.context_window, &path("context_window"));
             let max_output_tokens = self.count(&m.max_output_tokens, &path("max_output_tokens"));
-            if max_output_tokens > context_window {
+            // A bad window is already reported; comparing against it would only repeat that.
+            if *m.context_window.get_ref() > 0 && max_output_tokens > context_window {
                 let msg = format!(
                     "max_output_tokens {max_output_tokens} exceeds the context window {context_window}"
                 );

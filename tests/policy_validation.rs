@@ -1,0 +1,359 @@
+//! Policy validation: every diagnostic kind, located at the right line and column.
+
+use fluxroute::{CompiledPolicy, Diagnostic, DiagnosticKind as K, Severity};
+
+const BASE: &str = r#"[policy]
+name = "t"
+
+[[tiers]]
+name = "small"
+alias = "flux-small"
+
+[[tiers]]
+name = "big"
+alias = "flux-big"
+
+[auto]
+simple = "small"
+standard = "small"
+complex = "big"
+reasoning = "big"
+
+[[models]]
+id = "a"
+provider = "p"
+tier = "small"
+context_window = 1000
+max_output_tokens = 100
+input_per_mtok = 1.0
+output_per_mtok = 2.0
+capabilities = ["tools"]
+
+[[models]]
+id = "b"
+provider = "p"
+tier = "big"
+context_window = 2000
+max_output_tokens = 200
+input_per_mtok = 3.0
+output_per_mtok = 4.0
+capabilities = ["vision"]
+
+[pinned]
+"flux-pinned-a" = "a"
+"flux-pinned-b" = "b"
+"#;
+
+fn diagnostics(text: &str) -> Vec<Diagnostic> {
+    CompiledPolicy::validate(text, "t.toml")
+}
+
+/// 1-based line and column of the `nth` occurrence of `needle` in `text`.
+fn position(text: &str, needle: &str, nth: usize) -> (usize, usize) {
+    let at = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("{needle:?} not in policy")).0;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap().chars().count() + 1;
+    (line, col)
+}
+
+/// Asserts exactly one diagnostic of `kind` and `severity`, at `needle`, with `path`.
+fn expect_one(text: &str, severity: Severity, kind: K, needle: &str, nth: usize, path: &str) -> Diagnostic {
+    let all = diagnostics(text);
+    let found: Vec<&Diagnostic> = all.iter().filter(|d| d.kind == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind:?}, got {all:#?}");
+    let d = found[0].clone();
+    assert_eq!(d.severity, severity, "{d}");
+    assert_eq!((d.line, d.column), position(text, needle, nth), "{d}");
+    assert_eq!(d.path, path, "{d}");
+    assert_eq!(d.origin, "t.toml");
+    d
+}
+
+fn error(text: &str, kind: K, needle: &str, nth: usize, path: &str) -> Diagnostic {
+    let d = expect_one(text, Severity::Error, kind, needle, nth, path);
+    assert!(CompiledPolicy::from_toml(text, "t.toml").is_err(), "an error must reject the policy");
+    d
+}
+
+fn warning(text: &str, needle: &str, nth: usize, path: &str) -> Diagnostic {
+    let d = expect_one(text, Severity::Warning, K::UnreachableRule, needle, nth, path);
+    let loaded = CompiledPolicy::from_toml(text, "t.toml").expect("warnings do not reject");
+    assert_eq!(loaded.warnings.len(), 1);
+    d
+}
+
+#[test]
+fn base_policy_is_valid() {
+    assert_eq!(diagnostics(BASE), vec![]);
+    let loaded = CompiledPolicy::from_toml(BASE, "t.toml").unwrap();
+    assert_eq!(loaded.policy.fingerprint().len(), 16);
+}
+
+#[test]
+fn embedded_policy_is_valid_and_every_example_policy_too() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut n = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let loaded = CompiledPolicy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(loaded.warnings.is_empty(), "{}: {:?}", path.display(), loaded.warnings);
+        n += 1;
+    }
+    assert!(n >= 3, "the default policy and at least two examples");
+}
+
+#[test]
+fn toml_syntax_error_is_located() {
+    let text = BASE.replace("context_window = 2000", "context_window = = 2000");
+    let all = diagnostics(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].kind, all[0].line), (K::Syntax, position(&text, "= = 2000", 0).0));
+    assert_eq!(all[0].path, "models.context_window");
+}
+
+#[test]
+fn unknown_field_is_rejected_with_its_location() {
+    let text = BASE.replace("provider = \"p\"\ntier = \"big\"", "provider = \"p\"\ntierr = \"big\"");
+    let d = &diagnostics(&text)[0];
+    assert_eq!(d.kind, K::Syntax);
+    assert!(d.message.contains("tierr"), "{d}");
+    assert_eq!(d.line, position(&text, "tierr", 0).0);
+}
+
+#[test]
+fn unknown_capability_is_rejected() {
+    let text = BASE.replace("[\"vision\"]", "[\"vision\", \"telepathy\"]");
+    let d = &diagnostics(&text)[0];
+    assert_eq!(d.kind, K::Syntax);
+    assert!(d.message.contains("telepathy"), "{d}");
+    assert_eq!((d.line, d.column), position(&text, "\"telepathy\"", 0));
+}
+
+#[test]
+fn wrong_type_is_rejected() {
+    let text = BASE.replace("context_window = 1000", "context_window = \"big\"");
+    let d = &diagnostics(&text)[0];
+    assert_eq!((d.kind, d.line, d.column), (K::Syntax, 22, 18), "{d}");
+}
+
+#[test]
+fn pinned_alias_pointing_nowhere() {
+    let text = format!("{BASE}\"flux-pinned-c\" = \"c\"\n");
+    let d = error(&text, K::UnknownModel, "\"c\"\n", 0, "pinned.\"flux-pinned-c\"");
+    assert!(d.message.contains("`c`"), "{d}");
+}
+
+#[test]
+fn model_with_no_pinned_alias() {
+    let text = BASE.replace("\"flux-pinned-b\" = \"b\"\n", "");
+    let d = error(&text, K::MissingPinnedAlias, "\"b\"", 0, "models[1].id");
+    assert_eq!((d.line, d.column), (29, 6));
+}
+
+#[test]
+fn pinned_alias_without_the_prefix() {
+    let text = format!("{BASE}\"pin-a\" = \"a\"\n");
+    error(&text, K::InvalidName, "\"pin-a\"", 0, "pinned.\"pin-a\"");
+}
+
+#[test]
+fn tier_alias_with_the_pinned_prefix() {
+    let text = BASE.replace("alias = \"flux-big\"", "alias = \"flux-pinned-big\"");
+    error(&text, K::InvalidName, "\"flux-pinned-big\"", 0, "tiers[1].alias");
+}
+
+#[test]
+fn unknown_tier_of_a_model() {
+    let text = BASE.replace("tier = \"big\"", "tier = \"huge\"");
+    error(&text, K::UnknownTier, "\"huge\"", 0, "models[1].tier");
+}
+
+#[test]
+fn tier_with_no_models() {
+    let text = BASE.replace("tier = \"big\"", "tier = \"small\"");
+    error(&text, K::EmptyTier, "\"big\"", 0, "tiers[1]");
+}
+
+#[test]
+fn auto_class_mapping_to_unknown_tier() {
+    let text = BASE.replace("complex = \"big\"", "complex = \"mega\"");
+    error(&text, K::UnknownTier, "\"mega\"", 0, "auto.complex");
+}
+
+#[test]
+fn duplicate_model_id() {
+    let text = BASE.replace("id = \"b\"", "id = \"a\"");
+    // The second `a` is the duplicate; `b`'s pinned alias now points at nothing.
+    error(&text, K::Duplicate, "\"a\"\nprovider", 1, "models[1].id");
+}
+
+#[test]
+fn duplicate_tier_name() {
+    let text = BASE.replace("name = \"big\"", "name = \"small\"");
+    let all = diagnostics(&text);
+    let d = all.iter().find(|d| d.kind == K::Duplicate).unwrap();
+    assert_eq!((d.line, d.column), position(&text, "\"small\"", 1));
+}
+
+#[test]
+fn name_defined_twice() {
+    let text = format!("{BASE}\n[redirects]\n\"flux-big\" = \"b\"\n");
+    error(&text, K::Duplicate, "\"flux-big\" =", 0, "redirects.\"flux-big\"");
+}
+
+#[test]
+fn redirect_to_unknown_model() {
+    let text = format!("{BASE}\n[redirects]\n\"old\" = \"gone\"\n");
+    error(&text, K::UnknownModel, "\"gone\"", 0, "redirects.\"old\"");
+}
+
+#[test]
+fn invalid_values() {
+    let text = BASE.replace("context_window = 1000", "context_window = 0");
+    error(&text, K::InvalidValue, "0\n", 0, "models[0].context_window");
+    let text = BASE.replace("max_output_tokens = 200", "max_output_tokens = 2001");
+    error(&text, K::InvalidValue, "2001", 0, "models[1].max_output_tokens");
+    let text = BASE.replace("input_per_mtok = 3.0", "input_per_mtok = -3.0");
+    error(&text, K::InvalidValue, "-3.0", 0, "models[1].input_per_mtok");
+    let text = format!("{BASE}\n[limits]\ncontext_margin = 1.5\n");
+    error(&text, K::InvalidValue, "1.5", 0, "limits.context_margin");
+    let text = BASE.replace("name = \"t\"", "name = \"t\"\nmax_fallbacks = 9");
+    error(&text, K::InvalidValue, "9", 0, "policy.max_fallbacks");
+}
+
+const CLASSIFIER: &str = r#"
+[classifier]
+thresholds = { standard = 0.2, complex = 0.4, reasoning = 0.7 }
+length = { weight = 0.5, saturation = 1000 }
+depth = { weight = 0.2, saturation = 10 }
+tools = { weight = 0.1 }
+
+[[classifier.signals]]
+name = "code"
+pattern = 'fn|def'
+weight = 0.2
+"#;
+
+#[test]
+fn classifier_weights_must_sum_to_one() {
+    let ok = format!("{BASE}{CLASSIFIER}");
+    assert_eq!(diagnostics(&ok), vec![]);
+    let text = ok.replace("weight = 0.2\n", "weight = 0.3\n");
+    let d = error(&text, K::Weights, "0.5", 0, "classifier");
+    assert!(d.message.contains("1.1"), "{d}");
+}
+
+#[test]
+fn invalid_regex_is_located() {
+    let text = format!("{BASE}{CLASSIFIER}").replace("'fn|def'", "'fn|(def'");
+    let d = error(&text, K::InvalidRegex, "'fn|(def'", 0, "classifier.signals[0].pattern");
+    assert!(d.message.contains("unclosed"), "{d}");
+}
+
+#[test]
+fn thresholds_must_increase() {
+    let text = format!("{BASE}{CLASSIFIER}").replace("complex = 0.4", "complex = 0.1");
+    error(&text, K::InvalidValue, "0.2", 0, "classifier.thresholds");
+}
+
+#[test]
+fn rule_with_unknown_model_tier_and_alias() {
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmodels = [\"a\", \"zz\"]\n");
+    error(&text, K::UnknownModel, "\"zz\"", 0, "rules[0].models[1]");
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\ntier = \"zz\"\n");
+    error(&text, K::UnknownTier, "\"zz\"", 0, "rules[0].tier");
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\naliases = [\"flux-nope\"]\ntier = \"big\"\n");
+    error(&text, K::UnknownName, "\"flux-nope\"", 0, "rules[0].aliases[0]");
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\naliases = [\"flux-pinned-a\"]\ntier = \"big\"\n");
+    error(&text, K::InvalidName, "\"flux-pinned-a\"", 1, "rules[0].aliases[0]");
+}
+
+#[test]
+fn rule_needs_exactly_one_action() {
+    let text = format!("{BASE}\n[[rules]]\nname = \"none\"\n");
+    error(&text, K::RuleAction, "\"none\"", 0, "rules[0].name");
+    let text = format!("{BASE}\n[[rules]]\nname = \"two\"\ntier = \"big\"\nmodels = [\"a\"]\n");
+    error(&text, K::RuleAction, "\"two\"", 0, "rules[0].name");
+}
+
+#[test]
+fn split_weights_must_be_positive() {
+    let text = format!("{BASE}\n[[rules]]\nname = \"s\"\nsplit = [{{ model = \"a\", weight = 0 }}, {{ model = \"b\", weight = 1 }}]\n");
+    error(&text, K::Weights, "0 }", 0, "rules[0].split[0].weight");
+}
+
+#[test]
+fn tenant_allow_lists_name_real_models_and_names() {
+    let text = format!("{BASE}\n[tenants.t]\nmodels = [\"a\", \"q\"]\n");
+    error(&text, K::UnknownModel, "\"q\"", 0, "tenants.\"t\".models[1]");
+    let text = format!("{BASE}\n[tenants.t]\naliases = [\"flux-q\"]\n");
+    error(&text, K::UnknownName, "\"flux-q\"", 0, "tenants.\"t\".aliases[0]");
+}
+
+#[test]
+fn rules_that_can_never_match_are_warnings() {
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_prompt_tokens = 10\nmax_prompt_tokens = 5\ntier = \"big\"\n");
+    let d = warning(&text, "\"r\"", 0, "rules[0]");
+    assert!(d.message.contains("min_prompt_tokens"), "{d}");
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_score = 0.9\nmax_score = 0.1\ntier = \"big\"\n");
+    warning(&text, "\"r\"", 0, "rules[0]");
+    // Model `a` has tools only: a rule needing vision that only names `a` can never decide.
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\ncapabilities = [\"vision\"]\nmodels = [\"a\"]\n");
+    warning(&text, "\"r\"", 0, "rules[0]");
+    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_prompt_tokens = 5000\ntier = \"small\"\n");
+    warning(&text, "\"r\"", 0, "rules[0]");
+}
+
+#[test]
+fn a_rule_after_a_catch_all_is_shadowed() {
+    let text = format!("{BASE}\n[[rules]]\nname = \"all\"\ntier = \"big\"\n\n[[rules]]\nname = \"late\"\ncapabilities = [\"tools\"]\ntier = \"small\"\n");
+    let d = warning(&text, "\"late\"", 0, "rules[1]");
+    assert!(d.message.contains("shadowed by rule `all`"), "{d}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = BASE
+        .replace("tier = \"big\"", "tier = \"huge\"")
+        .replace("context_window = 1000", "context_window = 0")
+        .replace("\"flux-pinned-a\" = \"a\"", "\"flux-pinned-a\" = \"x\"");
+    let all = diagnostics(&text);
+    let kinds: Vec<K> = all.iter().map(|d| d.kind).collect();
+    for k in [K::UnknownTier, K::InvalidValue, K::UnknownModel, K::MissingPinnedAlias, K::EmptyTier] {
+        assert!(kinds.contains(&k), "{k:?} missing from {all:#?}");
+    }
+    // Sorted by position: errors first, then by line.
+    let lines: Vec<usize> = all.iter().filter(|d| d.line > 0).map(|d| d.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    let err = CompiledPolicy::from_toml(&text, "t.toml").unwrap_err();
+    assert_eq!(err.diagnostics().len(), all.len());
+    assert!(err.to_string().contains("t.toml:"), "{err}");
+}
+
+#[test]
+fn unreadable_file_is_an_io_diagnostic() {
+    let err = CompiledPolicy::load(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
+    assert_eq!(err.diagnostics()[0].kind, K::Io);
+}
+
+#[test]
+fn display_names_file_line_column_kind_and_path() {
+    let text = BASE.replace("tier = \"big\"", "tier = \"huge\"");
+    let d = diagnostics(&text).into_iter().find(|d| d.kind == K::UnknownTier).unwrap();
+    assert_eq!(
+        d.to_string(),
+        "t.toml:31:8: error[unknown_tier]: model `b` names unknown tier `huge` (at `models[1].tier`)"
+    );
+}
+
+#[test]
+fn fingerprint_ignores_formatting_but_not_meaning() {
+    let a = CompiledPolicy::from_toml(BASE, "a").unwrap().policy;
+    let reformatted = format!("# a comment\n{}", BASE.replace("input_per_mtok = 1.0", "input_per_mtok   =   1.00"));
+    let b = CompiledPolicy::from_toml(&reformatted, "b").unwrap().policy;
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let changed = BASE.replace("input_per_mtok = 1.0", "input_per_mtok = 1.5");
+    let c = CompiledPolicy::from_toml(&changed, "c").unwrap().policy;
+    assert_ne!(a.fingerprint(), c.fingerprint());
+}
