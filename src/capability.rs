@@ -147,7 +147,9 @@ impl CapabilitySet {
 
     /// The capabilities in canonical order.
     pub fn iter(self) -> impl Iterator<Item = Capability> {
-        Capability::ALL.into_iter().filter(move |c| self.contains(*c))
+        Capability::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 
     /// The capability names in canonical order.
@@ -158,7 +160,8 @@ impl CapabilitySet {
 
 impl FromIterator<Capability> for CapabilitySet {
     fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
-        iter.into_iter().fold(CapabilitySet::EMPTY, CapabilitySet::with)
+        iter.into_iter()
+            .fold(CapabilitySet::EMPTY, CapabilitySet::with)
     }
 }
 

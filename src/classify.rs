@@ -137,7 +137,10 @@ impl CompiledPolicy {
         if body.len() > limit {
             return Err(RouteError::new(
                 ErrorCode::RequestTooLarge,
-                format!("request body is {} bytes, above the limit of {limit}", body.len()),
+                format!(
+                    "request body is {} bytes, above the limit of {limit}",
+                    body.len()
+                ),
             ));
         }
         let mut acc = Acc::new(self);
@@ -172,7 +175,14 @@ fn invalid(param: &str, message: String) -> RouteError {
     RouteError::new(ErrorCode::InvalidRequest, message).with_param(param)
 }
 
-const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 struct Acc<'p, 'de> {
     policy: &'p CompiledPolicy,
@@ -211,10 +221,16 @@ impl<'p> Acc<'p, '_> {
     fn finish(self) -> Result<RequestFeatures, RouteError> {
         let policy = self.policy;
         let Some(name) = self.model else {
-            return Err(invalid("model", "you must provide a model parameter".into()));
+            return Err(invalid(
+                "model",
+                "you must provide a model parameter".into(),
+            ));
         };
         let Some(messages) = self.messages else {
-            return Err(invalid("messages", "you must provide a messages parameter".into()));
+            return Err(invalid(
+                "messages",
+                "you must provide a messages parameter".into(),
+            ));
         };
         let Some(target) = policy.resolve(&name) else {
             let mut msg = format!("the model `{name}` does not exist");
@@ -266,7 +282,13 @@ impl CompiledPolicy {
     }
 
     /// The complexity score and class from the classifier's features and signals.
-    pub(crate) fn score(&self, last_user_tokens: u32, messages: u32, tools: bool, matched: u64) -> (Complexity, f32) {
+    pub(crate) fn score(
+        &self,
+        last_user_tokens: u32,
+        messages: u32,
+        tools: bool,
+        matched: u64,
+    ) -> (Complexity, f32) {
         let c = &self.classifier;
         let ratio = |x: u32, sat: u32| (x as f32 / sat.max(1) as f32).min(1.0);
         let mut score = c.length_weight * ratio(last_user_tokens, c.length_saturation)
@@ -297,7 +319,8 @@ struct StrOrKind<'de>(Result<Cow<'de, str>, &'static str>);
 
 impl<'de> Deserialize<'de> for StrOrKind<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor).map(|k| StrOrKind(k.into_str()))
+        d.deserialize_any(KindVisitor)
+            .map(|k| StrOrKind(k.into_str()))
     }
 }
 
@@ -437,7 +460,12 @@ impl<'de> Visitor<'de> for CountText<'_, '_, 'de> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let mut any = false;
-        while seq.next_element_seed(CountText { acc: &mut *self.acc })?.is_some() {
+        while seq
+            .next_element_seed(CountText {
+                acc: &mut *self.acc,
+            })?
+            .is_some()
+        {
             any = true;
         }
         Ok(any)
@@ -446,7 +474,9 @@ impl<'de> Visitor<'de> for CountText<'_, '_, 'de> {
         let mut any = false;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             self.acc.tokens.feed(&key.0);
-            map.next_value_seed(CountText { acc: &mut *self.acc })?;
+            map.next_value_seed(CountText {
+                acc: &mut *self.acc,
+            })?;
             any = true;
         }
         Ok(any)
@@ -465,12 +495,25 @@ impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_, 'de> {
 }
 
 /// Reads an optional token count (`max_tokens` and the like): a positive integer or null.
-fn token_count<'de, A: MapAccess<'de>>(map: &mut A, acc: &mut Acc<'_, 'de>, param: &str) -> Result<Option<u32>, A::Error> {
+fn token_count<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    acc: &mut Acc<'_, 'de>,
+    param: &str,
+) -> Result<Option<u32>, A::Error> {
     match map.next_value::<Kind<'de>>()? {
         Kind::Null => Ok(None),
         Kind::UInt(n) if n > 0 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
-        Kind::UInt(_) => Err(stop(acc, invalid(param, format!("`{param}` must be at least 1")))),
-        other => Err(stop(acc, invalid(param, format!("`{param}` must be an integer, got {}", other.name())))),
+        Kind::UInt(_) => Err(stop(
+            acc,
+            invalid(param, format!("`{param}` must be at least 1")),
+        )),
+        other => Err(stop(
+            acc,
+            invalid(
+                param,
+                format!("`{param}` must be an integer, got {}", other.name()),
+            ),
+        )),
     }
 }
 
@@ -487,16 +530,30 @@ impl<'de> Visitor<'de> for BodySeed<'_, '_, 'de> {
             match &*key.0 {
                 "model" => match map.next_value::<StrOrKind<'de>>()?.0 {
                     Ok(name) => acc.model = Some(name),
-                    Err(kind) => return Err(stop(acc, invalid("model", format!("`model` must be a string, got {kind}")))),
+                    Err(kind) => {
+                        return Err(stop(
+                            acc,
+                            invalid("model", format!("`model` must be a string, got {kind}")),
+                        ));
+                    }
                 },
                 "messages" => {
                     let count = map.next_value_seed(MessagesSeed { acc: &mut *acc })?;
                     acc.messages = Some(count);
                 }
-                "max_completion_tokens" => acc.max_completion_tokens = token_count(&mut map, acc, "max_completion_tokens")?,
+                "max_completion_tokens" => {
+                    acc.max_completion_tokens = token_count(&mut map, acc, "max_completion_tokens")?
+                }
                 "max_tokens" => acc.max_tokens = token_count(&mut map, acc, "max_tokens")?,
                 name @ ("tools" | "functions") => {
-                    if map.next_value_seed(ListOf { acc: &mut *acc, param: if name == "tools" { "tools" } else { "functions" } })? {
+                    if map.next_value_seed(ListOf {
+                        acc: &mut *acc,
+                        param: if name == "tools" {
+                            "tools"
+                        } else {
+                            "functions"
+                        },
+                    })? {
                         acc.capabilities.insert(Capability::Tools);
                     }
                 }
@@ -509,12 +566,28 @@ impl<'de> Visitor<'de> for BodySeed<'_, '_, 'de> {
                 "logprobs" => match map.next_value::<Kind<'de>>()? {
                     Kind::Bool(true) => acc.capabilities.insert(Capability::Logprobs),
                     Kind::Bool(false) | Kind::Null => {}
-                    other => return Err(stop(acc, invalid("logprobs", format!("`logprobs` must be a boolean, got {}", other.name())))),
+                    other => {
+                        return Err(stop(
+                            acc,
+                            invalid(
+                                "logprobs",
+                                format!("`logprobs` must be a boolean, got {}", other.name()),
+                            ),
+                        ));
+                    }
                 },
                 "top_logprobs" => match map.next_value::<Kind<'de>>()? {
                     Kind::Null => {}
                     Kind::UInt(_) => acc.capabilities.insert(Capability::Logprobs),
-                    other => return Err(stop(acc, invalid("top_logprobs", format!("`top_logprobs` must be an integer, got {}", other.name())))),
+                    other => {
+                        return Err(stop(
+                            acc,
+                            invalid(
+                                "top_logprobs",
+                                format!("`top_logprobs` must be an integer, got {}", other.name()),
+                            ),
+                        ));
+                    }
                 },
                 "user" => {
                     if let Kind::Str(user) = map.next_value::<Kind<'de>>()? {
@@ -579,7 +652,10 @@ impl<'de> Visitor<'de> for ListOf<'_, '_, 'de> {
 impl ListOf<'_, '_, '_> {
     fn wrong<E: de::Error>(self, kind: &str) -> E {
         let p = self.param;
-        stop(self.acc, invalid(p, format!("`{p}` must be an array, got {kind}")))
+        stop(
+            self.acc,
+            invalid(p, format!("`{p}` must be an array, got {kind}")),
+        )
     }
 }
 
@@ -612,7 +688,9 @@ impl<'de> Visitor<'de> for ResponseFormat<'_, '_, 'de> {
                     Ok("json_schema") => acc.capabilities.insert(Capability::JsonSchema),
                     Ok("text") => {}
                     Ok(other) => {
-                        let msg = format!("unknown `response_format.type` `{other}`; expected `text`, `json_object` or `json_schema`");
+                        let msg = format!(
+                            "unknown `response_format.type` `{other}`; expected `text`, `json_object` or `json_schema`"
+                        );
                         return Err(stop(acc, invalid("response_format.type", msg)));
                     }
                     Err(kind) => {
@@ -628,16 +706,40 @@ impl<'de> Visitor<'de> for ResponseFormat<'_, '_, 'de> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(stop(self.acc, invalid("response_format", "`response_format` must be an object".into())))
+        Err(stop(
+            self.acc,
+            invalid(
+                "response_format",
+                "`response_format` must be an object".into(),
+            ),
+        ))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(stop(self.acc, invalid("response_format", "`response_format` must be an object".into())))
+        Err(stop(
+            self.acc,
+            invalid(
+                "response_format",
+                "`response_format` must be an object".into(),
+            ),
+        ))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(stop(self.acc, invalid("response_format", "`response_format` must be an object".into())))
+        Err(stop(
+            self.acc,
+            invalid(
+                "response_format",
+                "`response_format` must be an object".into(),
+            ),
+        ))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(stop(self.acc, invalid("response_format", "`response_format` must be an object".into())))
+        Err(stop(
+            self.acc,
+            invalid(
+                "response_format",
+                "`response_format` must be an object".into(),
+            ),
+        ))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         self.visit_f64(v as f64)
@@ -660,7 +762,13 @@ impl<'de> DeserializeSeed<'de> for MessagesSeed<'_, '_, 'de> {
 
 impl MessagesSeed<'_, '_, '_> {
     fn wrong<E: de::Error>(self, kind: &str) -> E {
-        stop(self.acc, invalid("messages", format!("`messages` must be an array, got {kind}")))
+        stop(
+            self.acc,
+            invalid(
+                "messages",
+                format!("`messages` must be an array, got {kind}"),
+            ),
+        )
     }
 }
 
@@ -678,18 +786,27 @@ impl<'de> Visitor<'de> for MessagesSeed<'_, '_, 'de> {
                 // One more element means one too many.
                 if seq.next_element::<IgnoredAny>()?.is_some() {
                     let msg = format!("more than {limit} messages, the policy's limit");
-                    return Err(stop(acc, RouteError::new(ErrorCode::RequestTooLarge, msg).with_param("messages")));
+                    return Err(stop(
+                        acc,
+                        RouteError::new(ErrorCode::RequestTooLarge, msg).with_param("messages"),
+                    ));
                 }
                 break;
             }
-            let seed = MessageSeed { acc: &mut *acc, index: count };
+            let seed = MessageSeed {
+                acc: &mut *acc,
+                index: count,
+            };
             if seq.next_element_seed(seed)?.is_none() {
                 break;
             }
             count += 1;
         }
         if count == 0 {
-            return Err(stop(acc, invalid("messages", "`messages` must not be empty".into())));
+            return Err(stop(
+                acc,
+                invalid("messages", "`messages` must not be empty".into()),
+            ));
         }
         Ok(count)
     }
@@ -747,7 +864,10 @@ impl<'de> DeserializeSeed<'de> for MessageSeed<'_, '_, 'de> {
 impl MessageSeed<'_, '_, '_> {
     fn wrong<E: de::Error>(self, kind: &str) -> E {
         let p = format!("messages[{}]", self.index);
-        stop(self.acc, invalid(&p, format!("`{p}` must be an object, got {kind}")))
+        stop(
+            self.acc,
+            invalid(&p, format!("`{p}` must be an object, got {kind}")),
+        )
     }
 }
 
@@ -778,17 +898,27 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_, 'de> {
                         Ok(r) if ROLES.contains(&r) => Role::Other,
                         Ok(r) => {
                             let p = format!("messages[{i}].role");
-                            let msg = format!("unknown role `{r}` in `{p}`; expected one of {}", ROLES.join(", "));
+                            let msg = format!(
+                                "unknown role `{r}` in `{p}`; expected one of {}",
+                                ROLES.join(", ")
+                            );
                             return Err(stop(acc, invalid(&p, msg)));
                         }
                         Err(kind) => {
                             let p = format!("messages[{i}].role");
-                            return Err(stop(acc, invalid(&p, format!("`{p}` must be a string, got {kind}"))));
+                            return Err(stop(
+                                acc,
+                                invalid(&p, format!("`{p}` must be a string, got {kind}")),
+                            ));
                         }
                     }
                 }
                 "content" => {
-                    has_content = map.next_value_seed(ContentSeed { acc: &mut *acc, index: i, out: &mut content })?;
+                    has_content = map.next_value_seed(ContentSeed {
+                        acc: &mut *acc,
+                        index: i,
+                        out: &mut content,
+                    })?;
                 }
                 "tool_calls" => {
                     if map.next_value_seed(CountText { acc: &mut *acc })? {
@@ -816,7 +946,10 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_, 'de> {
             }
             Role::User | Role::Other | Role::Tool if !has_content => {
                 let p = format!("messages[{i}].content");
-                return Err(stop(acc, invalid(&p, format!("`{p}` is required for this role"))));
+                return Err(stop(
+                    acc,
+                    invalid(&p, format!("`{p}` is required for this role")),
+                ));
             }
             _ => {}
         }
@@ -872,7 +1005,10 @@ impl Content {
     /// One piece of message text: estimated, hashed, and kept for the patterns.
     fn text(&mut self, acc: &mut Acc<'_, '_>, s: &str) {
         self.text.tokens.feed(s);
-        self.text.hash.get_or_insert_with(Fnv::new).write(s.as_bytes());
+        self.text
+            .hash
+            .get_or_insert_with(Fnv::new)
+            .write(s.as_bytes());
         if acc.last_user.len() > self.start {
             acc.last_user.push('\n');
         }
@@ -897,7 +1033,13 @@ impl<'de> DeserializeSeed<'de> for ContentSeed<'_, '_, '_, 'de> {
 impl ContentSeed<'_, '_, '_, '_> {
     fn wrong<E: de::Error>(self, kind: &str) -> E {
         let p = format!("messages[{}].content", self.index);
-        stop(self.acc, invalid(&p, format!("`{p}` must be a string or an array of parts, got {kind}")))
+        stop(
+            self.acc,
+            invalid(
+                &p,
+                format!("`{p}` must be a string or an array of parts, got {kind}"),
+            ),
+        )
     }
 }
 
@@ -916,7 +1058,12 @@ impl<'de> Visitor<'de> for ContentSeed<'_, '_, '_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let mut part = 0u32;
         while seq
-            .next_element_seed(PartSeed { acc: &mut *self.acc, message: self.index, part, out: &mut *self.out })?
+            .next_element_seed(PartSeed {
+                acc: &mut *self.acc,
+                message: self.index,
+                part,
+                out: &mut *self.out,
+            })?
             .is_some()
         {
             part += 1;
@@ -962,7 +1109,13 @@ impl PartSeed<'_, '_, '_, '_> {
     }
     fn wrong<E: de::Error>(self, kind: &str) -> E {
         let p = self.path();
-        stop(self.acc, invalid(&p, format!("`{p}` must be a content part object, got {kind}")))
+        stop(
+            self.acc,
+            invalid(
+                &p,
+                format!("`{p}` must be a content part object, got {kind}"),
+            ),
+        )
     }
 }
 
@@ -1002,14 +1155,26 @@ impl<'de> Visitor<'de> for PartSeed<'_, '_, '_, 'de> {
                             return Err(stop(acc, invalid(&format!("{path}.type"), msg)));
                         }
                         Err(k) => {
-                            return Err(stop(acc, invalid(&format!("{path}.type"), format!("`{path}.type` must be a string, got {k}"))));
+                            return Err(stop(
+                                acc,
+                                invalid(
+                                    &format!("{path}.type"),
+                                    format!("`{path}.type` must be a string, got {k}"),
+                                ),
+                            ));
                         }
                     });
                 }
                 "text" | "refusal" => match map.next_value::<StrOrKind<'de>>()?.0 {
                     Ok(t) => text = Some(t),
                     Err(k) => {
-                        return Err(stop(acc, invalid(&format!("{path}.text"), format!("`{path}.text` must be a string, got {k}"))));
+                        return Err(stop(
+                            acc,
+                            invalid(
+                                &format!("{path}.text"),
+                                format!("`{path}.text` must be a string, got {k}"),
+                            ),
+                        ));
                     }
                 },
                 "image_url" | "image" | "input_audio" | "file" => {

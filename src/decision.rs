@@ -85,8 +85,16 @@ pub struct Decision<'p> {
 }
 
 impl<'p> Decision<'p> {
-    pub(crate) fn new(policy: &'p CompiledPolicy, features: RequestFeatures, choice: Choice) -> Self {
-        Decision { policy, features, choice }
+    pub(crate) fn new(
+        policy: &'p CompiledPolicy,
+        features: RequestFeatures,
+        choice: Choice,
+    ) -> Self {
+        Decision {
+            policy,
+            features,
+            choice,
+        }
     }
 
     /// The name the caller asked for.
@@ -101,17 +109,27 @@ impl<'p> Decision<'p> {
 
     /// The backing model that serves the request.
     pub fn model(&self) -> &'p str {
-        self.policy.models.get(self.choice.model).map_or("", |m| m.id.as_str())
+        self.policy
+            .models
+            .get(self.choice.model)
+            .map_or("", |m| m.id.as_str())
     }
 
     /// Whether the served model is not the one the caller named.
     pub fn routed(&self) -> bool {
-        !matches!(self.features.target.0, TargetKind::Pinned(_) | TargetKind::Passthrough(_))
+        !matches!(
+            self.features.target.0,
+            TargetKind::Pinned(_) | TargetKind::Passthrough(_)
+        )
     }
 
     /// The served model's tier.
     pub fn tier(&self) -> &'p str {
-        let tier = self.policy.models.get(self.choice.model).map_or(usize::MAX, |m| m.tier);
+        let tier = self
+            .policy
+            .models
+            .get(self.choice.model)
+            .map_or(usize::MAX, |m| m.tier);
         self.policy.tiers.get(tier).map_or("", |t| t.name.as_str())
     }
 
@@ -138,7 +156,10 @@ impl<'p> Decision<'p> {
     /// Eligible fallbacks in order (auto and tier only).
     pub fn fallbacks(&self) -> impl Iterator<Item = &'p str> + '_ {
         let models = &self.policy.models;
-        self.choice.fallbacks.iter().filter_map(|i| models.get(i).map(|m| m.id.as_str()))
+        self.choice
+            .fallbacks
+            .iter()
+            .filter_map(|i| models.get(i).map(|m| m.id.as_str()))
     }
 
     /// The policy that decided.
@@ -150,7 +171,10 @@ impl<'p> Decision<'p> {
     pub fn headers(&self) -> [(&'static str, &'p str); 3] {
         [
             ("X-Flux-Model", self.model()),
-            ("X-Flux-Routed", if self.routed() { "true" } else { "false" }),
+            (
+                "X-Flux-Routed",
+                if self.routed() { "true" } else { "false" },
+            ),
             ("X-Flux-Policy", self.policy.header.as_str()),
         ]
     }

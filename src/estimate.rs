@@ -26,21 +26,22 @@ impl TokenEstimator {
         let mut len: u64 = 0;
         let mut newline = false;
         for c in text.chars() {
-            let kind = if c.is_ascii_alphabetic() || (!c.is_ascii() && c.is_alphabetic() && !is_cjk(c)) {
-                Run::Letters
-            } else if c.is_ascii_digit() {
-                Run::Digits
-            } else if c.is_whitespace() {
-                Run::Space
-            } else if is_cjk(c) {
-                self.close(run, len, newline);
-                run = Run::None;
-                len = 0;
-                self.cjk += 1;
-                continue;
-            } else {
-                Run::Punct
-            };
+            let kind =
+                if c.is_ascii_alphabetic() || (!c.is_ascii() && c.is_alphabetic() && !is_cjk(c)) {
+                    Run::Letters
+                } else if c.is_ascii_digit() {
+                    Run::Digits
+                } else if c.is_whitespace() {
+                    Run::Space
+                } else if is_cjk(c) {
+                    self.close(run, len, newline);
+                    run = Run::None;
+                    len = 0;
+                    self.cjk += 1;
+                    continue;
+                } else {
+                    Run::Punct
+                };
             // Non-ASCII letters cost more: they are split into smaller pieces.
             let weight = if c.is_ascii() { 1 } else { 2 };
             if kind != run {

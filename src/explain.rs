@@ -25,13 +25,26 @@ impl CompiledPolicy {
     /// ```
     pub fn explain(&self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Value {
         let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
-        let req = Request { policy: self, features, ctx, tenant };
+        let req = Request {
+            policy: self,
+            features,
+            ctx,
+            tenant,
+        };
         let (scope, rules): (Vec<usize>, Vec<Value>) = match features.target.0 {
-            TargetKind::Pinned(a) => (self.pinned.get(a).map(|a| a.model).into_iter().collect(), Vec::new()),
-            TargetKind::Redirect(r) => (self.redirects.get(r).map(|a| a.model).into_iter().collect(), Vec::new()),
+            TargetKind::Pinned(a) => (
+                self.pinned.get(a).map(|a| a.model).into_iter().collect(),
+                Vec::new(),
+            ),
+            TargetKind::Redirect(r) => (
+                self.redirects.get(r).map(|a| a.model).into_iter().collect(),
+                Vec::new(),
+            ),
             TargetKind::Passthrough(m) => (vec![m], Vec::new()),
             TargetKind::Auto | TargetKind::Tier(_) => {
-                let scope = (0..self.models.len()).filter(|&i| req.in_target(i)).collect();
+                let scope = (0..self.models.len())
+                    .filter(|&i| req.in_target(i))
+                    .collect();
                 let rules = self
                     .rules
                     .iter()
@@ -47,7 +60,10 @@ impl CompiledPolicy {
                 let tier = self.tiers.get(m.tier).map_or("", |t| t.name.as_str());
                 let (kept, reason) = match req.check(i, m) {
                     Ok(()) => (true, "eligible".to_owned()),
-                    Err(Drop::Tenant) => (false, format!("not allowed for tenant {}", ctx.tenant.unwrap_or_default())),
+                    Err(Drop::Tenant) => (
+                        false,
+                        format!("not allowed for tenant {}", ctx.tenant.unwrap_or_default()),
+                    ),
                     Err(Drop::Capability(c)) => (false, format!("lacks capability {c}")),
                     Err(Drop::Output) => (
                         false,

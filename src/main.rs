@@ -75,9 +75,21 @@ fn main() -> ExitCode {
             unavailable,
             explain,
             file,
-        } => route(policy.as_deref(), tenant.as_deref(), &tags, &unavailable, explain, file.as_deref()),
-        Command::Models { policy } => load(policy.as_deref()).and_then(|p| print_json(&p.models()).map(|()| 0)),
-        Command::Check { deny_warnings, files } => Ok(check(&files, deny_warnings)),
+        } => route(
+            policy.as_deref(),
+            tenant.as_deref(),
+            &tags,
+            &unavailable,
+            explain,
+            file.as_deref(),
+        ),
+        Command::Models { policy } => {
+            load(policy.as_deref()).and_then(|p| print_json(&p.models()).map(|()| 0))
+        }
+        Command::Check {
+            deny_warnings,
+            files,
+        } => Ok(check(&files, deny_warnings)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -129,10 +141,16 @@ fn route(
     file: Option<&Path>,
 ) -> Result<u8, Failure> {
     let policy = load(policy)?;
-    let unavailable: Vec<&str> = unavailable.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    let unavailable: Vec<&str> = unavailable
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
     for id in &unavailable {
         if !policy.model_ids().any(|m| m == *id) {
-            eprintln!("fluxroute: warning: --unavailable names `{id}`, which is not a model of this policy");
+            eprintln!(
+                "fluxroute: warning: --unavailable names `{id}`, which is not a model of this policy"
+            );
         }
     }
     let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
@@ -157,7 +175,7 @@ fn route(
             print_json(&out).map(|()| 0)
         }
         Err(e) => {
-            let mut out = json!({"status": e.status(), "error": e.body()["error"]});
+            let mut out = error_json(&e);
             if explain {
                 if let Some(obj) = out.as_object_mut() {
                     obj.insert("explain".into(), policy.explain(&features, &ctx));
@@ -169,7 +187,14 @@ fn route(
 }
 
 fn print_error(e: &fluxroute::RouteError) -> Result<(), Failure> {
-    print_json(&json!({"status": e.status(), "error": e.body()["error"]}))
+    print_json(&error_json(e))
+}
+
+/// `{"status": <http status>, "error": {...}}`.
+fn error_json(e: &fluxroute::RouteError) -> Value {
+    let mut body = e.body();
+    let error = body.get_mut("error").map(Value::take).unwrap_or_default();
+    json!({"status": e.status(), "error": error})
 }
 
 fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {
@@ -183,7 +208,10 @@ fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {
                 continue;
             }
         };
-        let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         let warnings = diagnostics.len() - errors;
         for d in &diagnostics {
             eprintln!("{d}");

@@ -21,7 +21,12 @@ impl CompiledPolicy {
         let all: Vec<&str> = self.models.iter().map(|m| m.id.as_str()).collect();
         data.push(self.group(AUTO_ALIAS, "auto", None, all));
         for t in &self.tiers {
-            let ids = t.models.iter().filter_map(|&i| self.models.get(i)).map(|m| m.id.as_str()).collect();
+            let ids = t
+                .models
+                .iter()
+                .filter_map(|&i| self.models.get(i))
+                .map(|m| m.id.as_str())
+                .collect();
             data.push(self.group(&t.alias, "tier", Some(&t.name), ids));
         }
         for a in &self.pinned {

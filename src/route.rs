@@ -63,9 +63,12 @@ impl Request<'_, '_> {
 
     /// Output tokens to fit in `model`'s window: the request's own, else the reserve.
     pub fn output_for(&self, model: &Model) -> u32 {
-        self.features
-            .max_output_tokens
-            .unwrap_or_else(|| self.policy.limits.output_reserve.min(model.max_output_tokens))
+        self.features.max_output_tokens.unwrap_or_else(|| {
+            self.policy
+                .limits
+                .output_reserve
+                .min(model.max_output_tokens)
+        })
     }
 
     /// The hard filters, in order: tenant, capabilities, output limit, context, availability.
@@ -78,7 +81,11 @@ impl Request<'_, '_> {
         if let Some(cap) = self.features.capabilities.missing_from(model.capabilities) {
             return Err(Drop::Capability(cap));
         }
-        if self.features.max_output_tokens.is_some_and(|n| n > model.max_output_tokens) {
+        if self
+            .features
+            .max_output_tokens
+            .is_some_and(|n| n > model.max_output_tokens)
+        {
             return Err(Drop::Output);
         }
         let needed = self.prompt_with_margin() + u64::from(self.output_for(model));
@@ -93,8 +100,15 @@ impl Request<'_, '_> {
 
     /// Estimated USD cost of serving this request with `model`.
     pub fn cost(&self, model: &Model) -> f64 {
-        let expected = self.policy.limits.expected_output_tokens.min(model.max_output_tokens);
-        let output = self.features.max_output_tokens.map_or(expected, |n| n.min(expected));
+        let expected = self
+            .policy
+            .limits
+            .expected_output_tokens
+            .min(model.max_output_tokens);
+        let output = self
+            .features
+            .max_output_tokens
+            .map_or(expected, |n| n.min(expected));
         (f64::from(self.features.prompt_tokens) * model.input_per_mtok
             + f64::from(output) * model.output_per_mtok)
             / 1e6
@@ -112,9 +126,19 @@ impl Request<'_, '_> {
             && (rule.min_prompt_tokens..=rule.max_prompt_tokens).contains(&f.prompt_tokens)
             && (rule.classes == 0 || rule.classes & f.complexity.bit() != 0)
             && (rule.min_score..=rule.max_score).contains(&f.complexity_score)
-            && rule.pattern.is_none_or(|i| i < 64 && f.matched & (1u64 << i) != 0)
-            && (rule.tags.is_empty() || rule.tags.iter().any(|t| self.ctx.tags.contains(&t.as_str())))
-            && (rule.tenants.is_empty() || self.ctx.tenant.is_some_and(|t| rule.tenants.iter().any(|r| r == t)))
+            && rule
+                .pattern
+                .is_none_or(|i| i < 64 && f.matched & (1u64 << i) != 0)
+            && (rule.tags.is_empty()
+                || rule
+                    .tags
+                    .iter()
+                    .any(|t| self.ctx.tags.contains(&t.as_str())))
+            && (rule.tenants.is_empty()
+                || self
+                    .ctx
+                    .tenant
+                    .is_some_and(|t| rule.tenants.iter().any(|r| r == t)))
     }
 
     /// Whether `index` may serve a request for this target (tier aliases keep to their tier).
@@ -132,7 +156,10 @@ impl Request<'_, '_> {
             TargetKind::Tier(t) => (t, true),
             _ => {
                 let class = self.features.complexity as usize;
-                (self.policy.auto_tiers.get(class).copied().unwrap_or(0), false)
+                (
+                    self.policy.auto_tiers.get(class).copied().unwrap_or(0),
+                    false,
+                )
             }
         };
         let up = start..if only { start + 1 } else { n };
@@ -203,14 +230,23 @@ impl CompiledPolicy {
     /// Pinned, passthrough and redirected names are served by exactly their model or rejected;
     /// `flux-auto` and tier aliases apply the hard filters, the rules, then the default
     /// complexity → tier → cheapest step.
-    pub fn route<'p>(&'p self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Result<Decision<'p>, RouteError> {
+    pub fn route<'p>(
+        &'p self,
+        features: &RequestFeatures,
+        ctx: &CallerContext<'_>,
+    ) -> Result<Decision<'p>, RouteError> {
         let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
         if let Some(names) = tenant.and_then(|t| t.names.as_ref()) {
             if !names.contains(&features.target) {
                 return Err(not_allowed(ctx, self.target_name(features.target)));
             }
         }
-        let req = Request { policy: self, features, ctx, tenant };
+        let req = Request {
+            policy: self,
+            features,
+            ctx,
+            tenant,
+        };
         let choice = match features.target.0 {
             TargetKind::Pinned(a) => self.exact(&req, self.pinned.get(a).map(|a| a.model))?,
             TargetKind::Passthrough(m) => self.exact(&req, Some(m))?,
@@ -221,14 +257,21 @@ impl CompiledPolicy {
     }
 
     /// Classifies a body and routes it under this policy.
-    pub fn route_body<'p>(&'p self, body: &[u8], ctx: &CallerContext<'_>) -> Result<Decision<'p>, RouteError> {
+    pub fn route_body<'p>(
+        &'p self,
+        body: &[u8],
+        ctx: &CallerContext<'_>,
+    ) -> Result<Decision<'p>, RouteError> {
         let features = self.classify(body)?;
         self.route(&features, ctx)
     }
 
     fn exact(&self, req: &Request<'_, '_>, model: Option<usize>) -> Result<Choice, RouteError> {
         let Some((index, m)) = model.and_then(|i| self.models.get(i).map(|m| (i, m))) else {
-            return Err(RouteError::new(ErrorCode::ModelNotFound, "the name resolves to no model").with_param("model"));
+            return Err(
+                RouteError::new(ErrorCode::ModelNotFound, "the name resolves to no model")
+                    .with_param("model"),
+            );
         };
         match req.check(index, m) {
             Ok(()) => Ok(Choice {
@@ -247,14 +290,20 @@ impl CompiledPolicy {
             if !req.rule_matches(rule) {
                 continue;
             }
-            let mut picks = Picks { list: Fallbacks::default(), cap };
+            let mut picks = Picks {
+                list: Fallbacks::default(),
+                cap,
+            };
             self.rule_candidates(req, rule, &mut picks);
             if let Some(first) = picks.list.first() {
                 self.default_chain(req, &mut picks);
                 return Ok(self.choice(req, first, RuleRef::Rule(ri), &picks));
             }
         }
-        let mut picks = Picks { list: Fallbacks::default(), cap };
+        let mut picks = Picks {
+            list: Fallbacks::default(),
+            cap,
+        };
         let worst = self.default_chain(req, &mut picks);
         match picks.list.first() {
             Some(first) => Ok(self.choice(req, first, RuleRef::Default, &picks)),
@@ -273,7 +322,9 @@ impl CompiledPolicy {
 
     /// Eligible models of a rule's action, in the action's preference order.
     fn rule_candidates(&self, req: &Request<'_, '_>, rule: &Rule, picks: &mut Picks) {
-        let eligible = |i: usize| req.in_target(i) && self.models.get(i).is_some_and(|m| req.check(i, m).is_ok());
+        let eligible = |i: usize| {
+            req.in_target(i) && self.models.get(i).is_some_and(|m| req.check(i, m).is_ok())
+        };
         match &rule.action {
             Action::Tier(t) => {
                 let mut best = Cheapest::new(picks.cap);
@@ -284,7 +335,11 @@ impl CompiledPolicy {
                 }
                 best.iter().for_each(|i| picks.push(i));
             }
-            Action::Models(list) => list.iter().copied().filter(|&i| eligible(i)).for_each(|i| picks.push(i)),
+            Action::Models(list) => list
+                .iter()
+                .copied()
+                .filter(|&i| eligible(i))
+                .for_each(|i| picks.push(i)),
             Action::Split(arms) => {
                 let total: u64 = arms.iter().filter(|a| eligible(a.0)).map(|a| a.1).sum();
                 if total == 0 {
@@ -301,7 +356,9 @@ impl CompiledPolicy {
                     }
                     point -= w;
                 }
-                arms.iter().filter(|a| eligible(a.0)).for_each(|a| picks.push(a.0));
+                arms.iter()
+                    .filter(|a| eligible(a.0))
+                    .for_each(|a| picks.push(a.0));
             }
         }
     }
@@ -312,7 +369,9 @@ impl CompiledPolicy {
         for t in req.tier_order() {
             let mut best = Cheapest::new(picks.cap);
             for &i in self.tiers.get(t).map_or(&[][..], |t| &t.models) {
-                let Some(m) = self.models.get(i) else { continue };
+                let Some(m) = self.models.get(i) else {
+                    continue;
+                };
                 match req.check(i, m) {
                     Ok(()) => best.insert(req.cost(m), i),
                     Err(d) => {
@@ -333,7 +392,11 @@ impl CompiledPolicy {
 
 fn not_allowed(ctx: &CallerContext<'_>, name: &str) -> RouteError {
     let tenant = ctx.tenant.unwrap_or_default();
-    RouteError::new(ErrorCode::ModelNotAllowed, format!("tenant `{tenant}` may not use `{name}`")).with_param("model")
+    RouteError::new(
+        ErrorCode::ModelNotAllowed,
+        format!("tenant `{tenant}` may not use `{name}`"),
+    )
+    .with_param("model")
 }
 
 fn exact_error(req: &Request<'_, '_>, m: &Model, drop: Drop) -> RouteError {
@@ -375,8 +438,17 @@ fn scope_error(req: &Request<'_, '_>, worst: Option<Drop>) -> RouteError {
         Some(Drop::Tenant) => not_allowed(req.ctx, name),
         None | Some(Drop::Capability(_)) => {
             let needs = req.features.capabilities.names().join(", ");
-            RouteError::new(ErrorCode::NoEligibleModel, format!("no model behind `{name}` supports {needs}"))
-                .with_param(req.features.capabilities.iter().next().map_or("model", Capability::param))
+            RouteError::new(
+                ErrorCode::NoEligibleModel,
+                format!("no model behind `{name}` supports {needs}"),
+            )
+            .with_param(
+                req.features
+                    .capabilities
+                    .iter()
+                    .next()
+                    .map_or("model", Capability::param),
+            )
         }
         Some(Drop::Output) => RouteError::new(
             ErrorCode::MaxTokensTooLarge,

@@ -77,7 +77,11 @@ impl Router {
         let policy = self.current.load();
         let features = policy.classify(body)?;
         let choice = policy.route(&features, ctx)?.choice();
-        Ok(Routed { policy, features, choice })
+        Ok(Routed {
+            policy,
+            features,
+            choice,
+        })
     }
 
     /// Replaces the policy; returns whether it differs from the one serving (by fingerprint).

@@ -1,11 +1,20 @@
 //! Data-driven cases: `tests/cases/*.toml`, each a request (a body, or features set by hand)
 //! with caller context, and the decision or error it must produce.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use fluxroute::{CallerContext, Capability, CompiledPolicy, Complexity, ErrorCode, RequestFeatures};
+use fluxroute::{
+    CallerContext, Capability, CompiledPolicy, Complexity, ErrorCode, RequestFeatures,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -97,7 +106,9 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             policy.classify(body.as_bytes())
         }
         (None, Some(f)) => {
-            let target = policy.resolve(&f.model).ok_or(format!("case names unknown model {}", f.model))?;
+            let target = policy
+                .resolve(&f.model)
+                .ok_or(format!("case names unknown model {}", f.model))?;
             let mut features = RequestFeatures::new(target);
             features.prompt_tokens = f.prompt_tokens;
             features.max_output_tokens = f.max_output_tokens;
@@ -126,14 +137,19 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
                 }
             }
             let body = err.body();
-            check("body.code", code.as_str(), body["error"]["code"].as_str().unwrap_or(""))?;
+            check(
+                "body.code",
+                code.as_str(),
+                body["error"]["code"].as_str().unwrap_or(""),
+            )?;
             Ok(())
         }
         (Err(err), None) => Err(format!("expected a decision, got {err}")),
         (Ok((_, d)), Some(code)) => Err(format!("expected error {code}, got model {}", d.model())),
         (Ok((f, d)), None) => {
             seen.modes.insert(d.mode().as_str().to_owned());
-            seen.capabilities.extend(f.capabilities.names().into_iter().map(str::to_owned));
+            seen.capabilities
+                .extend(f.capabilities.names().into_iter().map(str::to_owned));
             if let Some(m) = &e.model {
                 check("model", m.as_str(), d.model())?;
             }
@@ -155,10 +171,22 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
                 check("rule", rule.as_str(), d.rule().unwrap_or(""))?;
             }
             if let Some(fallbacks) = &e.fallbacks {
-                check("fallbacks", fallbacks.clone(), d.fallbacks().map(str::to_owned).collect::<Vec<_>>())?;
+                check(
+                    "fallbacks",
+                    fallbacks.clone(),
+                    d.fallbacks().map(str::to_owned).collect::<Vec<_>>(),
+                )?;
             }
             if let Some(caps) = &e.capabilities {
-                check("capabilities", caps.clone(), f.capabilities.names().into_iter().map(str::to_owned).collect::<Vec<_>>())?;
+                check(
+                    "capabilities",
+                    caps.clone(),
+                    f.capabilities
+                        .names()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                )?;
             }
             if let Some(c) = &e.complexity {
                 check("complexity", c.as_str(), f.complexity.as_str())?;
@@ -168,13 +196,20 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             }
             if let Some(cost) = e.cost {
                 if (cost - d.estimated_cost_usd()).abs() > 1e-12 {
-                    return Err(format!("cost: expected {cost}, got {}", d.estimated_cost_usd()));
+                    return Err(format!(
+                        "cost: expected {cost}, got {}",
+                        d.estimated_cost_usd()
+                    ));
                 }
             }
             // The headers always agree with the decision.
             let h = d.headers();
             check("X-Flux-Model", d.model(), h[0].1)?;
-            check("X-Flux-Routed", if d.routed() { "true" } else { "false" }, h[1].1)?;
+            check(
+                "X-Flux-Routed",
+                if d.routed() { "true" } else { "false" },
+                h[1].1,
+            )?;
             Ok(())
         }
     }
@@ -204,7 +239,9 @@ fn case_table() {
     for path in paths {
         let file: File = toml::from_str(&fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let policy = CompiledPolicy::load(&root.join(&file.policy)).unwrap().policy;
+        let policy = CompiledPolicy::load(&root.join(&file.policy))
+            .unwrap()
+            .policy;
         for case in &file.case {
             count += 1;
             if let Err(why) = run_case(&policy, case, &mut seen) {
@@ -212,14 +249,27 @@ fn case_table() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // The table covers every error code, every mode and every capability.
-    let codes: BTreeSet<String> = ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+    let codes: BTreeSet<String> = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
     assert_eq!(seen.errors, codes, "error codes without a case");
-    let modes: BTreeSet<String> = ["auto", "tier", "pinned", "passthrough", "redirect"].map(String::from).into();
+    let modes: BTreeSet<String> = ["auto", "tier", "pinned", "passthrough", "redirect"]
+        .map(String::from)
+        .into();
     assert_eq!(seen.modes, modes, "modes without a case");
-    let caps: BTreeSet<String> = Capability::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+    let caps: BTreeSet<String> = Capability::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
     assert_eq!(seen.capabilities, caps, "capabilities without a case");
     println!("{count} cases passed");
 }

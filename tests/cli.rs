@@ -1,5 +1,12 @@
 //! The command line: output shapes and exit codes (SPEC section 8).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -15,12 +22,18 @@ fn run(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 const HELLO: &str = r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hello"}]}"#;
@@ -30,11 +43,32 @@ fn route_prints_the_decision_and_exits_0() {
     let out = run(&["route"], HELLO);
     assert_eq!(out.status.code(), Some(0));
     let d = json(&out);
-    for field in ["requested", "mode", "model", "routed", "tier", "rule", "headers", "features", "estimated_cost_usd", "fallbacks", "policy"] {
+    for field in [
+        "requested",
+        "mode",
+        "model",
+        "routed",
+        "tier",
+        "rule",
+        "headers",
+        "features",
+        "estimated_cost_usd",
+        "fallbacks",
+        "policy",
+    ] {
         assert!(d.get(field).is_some(), "missing {field} in {d}");
     }
-    for field in ["prompt_tokens", "max_output_tokens", "capabilities", "complexity", "complexity_score"] {
-        assert!(d["features"].get(field).is_some(), "missing features.{field}");
+    for field in [
+        "prompt_tokens",
+        "max_output_tokens",
+        "capabilities",
+        "complexity",
+        "complexity_score",
+    ] {
+        assert!(
+            d["features"].get(field).is_some(),
+            "missing features.{field}"
+        );
     }
     assert_eq!(d["requested"], "flux-auto");
     assert_eq!(d["mode"], "auto");
@@ -53,14 +87,20 @@ fn route_reads_a_file_and_dash_means_stdin() {
     let file = dir.join("body.json");
     std::fs::write(&file, HELLO.replace("flux-auto", "flux-pinned-o3")).unwrap();
     let d = json(&run(&["route", file.to_str().unwrap()], ""));
-    assert_eq!((d["model"].as_str(), d["routed"].as_bool()), (Some("o3"), Some(false)));
+    assert_eq!(
+        (d["model"].as_str(), d["routed"].as_bool()),
+        (Some("o3"), Some(false))
+    );
     let d = json(&run(&["route", "-"], HELLO));
     assert_eq!(d["requested"], "flux-auto");
 }
 
 #[test]
 fn route_error_prints_status_and_body_and_exits_2() {
-    let out = run(&["route"], r#"{"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}"#);
+    let out = run(
+        &["route"],
+        r#"{"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}"#,
+    );
     assert_eq!(out.status.code(), Some(2));
     let e = json(&out);
     assert_eq!(e["status"], 404);
@@ -69,14 +109,30 @@ fn route_error_prints_status_and_body_and_exits_2() {
     assert_eq!(e["error"]["param"], "model");
     assert!(e["error"]["message"].is_string());
     let out = run(&["route"], "not json");
-    assert_eq!((out.status.code(), json(&out)["error"]["code"].as_str()), (Some(2), Some("invalid_json")));
+    assert_eq!(
+        (out.status.code(), json(&out)["error"]["code"].as_str()),
+        (Some(2), Some("invalid_json"))
+    );
 }
 
 #[test]
 fn route_takes_tenant_tags_and_unavailable_models() {
-    let out = run(&["route", "--tenant", "free"], &HELLO.replace("flux-auto", "flux-max"));
-    assert_eq!((out.status.code(), json(&out)["status"].as_u64()), (Some(2), Some(403)));
-    let d = json(&run(&["route", "--unavailable", "gpt-4.1-nano,gemini-2.5-flash-lite"], HELLO));
+    let out = run(
+        &["route", "--tenant", "free"],
+        &HELLO.replace("flux-auto", "flux-max"),
+    );
+    assert_eq!(
+        (out.status.code(), json(&out)["status"].as_u64()),
+        (Some(2), Some(403))
+    );
+    let d = json(&run(
+        &[
+            "route",
+            "--unavailable",
+            "gpt-4.1-nano,gemini-2.5-flash-lite",
+        ],
+        HELLO,
+    ));
     assert_eq!(d["model"], "deepseek-chat");
     let body = r#"{"model": "flux-auto", "user": "u1", "messages": [{"role": "user", "content": "Summarize Hamlet."}]}"#;
     let d = json(&run(&["route", "--tag", "ab-test"], body));
@@ -89,22 +145,50 @@ fn explain_lists_every_candidate_with_a_reason() {
     let d = json(&run(&["route", "--explain"], body));
     let candidates = d["explain"]["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 19);
-    let kept: Vec<&str> = candidates.iter().filter(|c| c["kept"] == true).map(|c| c["model"].as_str().unwrap()).collect();
-    assert_eq!(kept, ["gemini-2.5-flash-lite", "gemini-2.5-flash", "gemini-2.5-pro"]);
+    let kept: Vec<&str> = candidates
+        .iter()
+        .filter(|c| c["kept"] == true)
+        .map(|c| c["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "gemini-2.5-flash-lite",
+            "gemini-2.5-flash",
+            "gemini-2.5-pro"
+        ]
+    );
     let gpt = candidates.iter().find(|c| c["model"] == "gpt-4o").unwrap();
     assert_eq!(gpt["reason"], "lacks capability audio_input");
     assert_eq!(d["explain"]["rules"].as_array().unwrap().len(), 3);
     // Errors are explained too.
-    let out = run(&["route", "--explain", "--unavailable", "gemini-2.5-flash-lite,gemini-2.5-flash,gemini-2.5-pro"], body);
+    let out = run(
+        &[
+            "route",
+            "--explain",
+            "--unavailable",
+            "gemini-2.5-flash-lite,gemini-2.5-flash,gemini-2.5-pro",
+        ],
+        body,
+    );
     assert_eq!(out.status.code(), Some(2));
     let e = json(&out);
     assert_eq!(e["error"]["code"], "model_unavailable");
-    assert!(e["explain"]["candidates"].as_array().unwrap().iter().any(|c| c["reason"] == "unavailable"));
+    assert!(
+        e["explain"]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["reason"] == "unavailable")
+    );
 }
 
 #[test]
 fn route_with_a_policy_file_and_a_bad_policy() {
-    let d = json(&run(&["route", "--policy", "policies/cheap-strong.toml"], HELLO));
+    let d = json(&run(
+        &["route", "--policy", "policies/cheap-strong.toml"],
+        HELLO,
+    ));
     assert_eq!(d["model"], "mixtral-8x7b-instruct");
     assert_eq!(d["policy"]["name"], "cheap-strong");
     let out = run(&["route", "--policy", "/nonexistent.toml"], HELLO);
@@ -120,8 +204,20 @@ fn models_prints_the_list() {
     assert_eq!(m["object"], "list");
     let data = m["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(&ids[..5], ["flux-auto", "flux-fast", "flux-balanced", "flux-reason", "flux-max"]);
-    assert_eq!(ids.iter().filter(|i| i.starts_with("flux-pinned-")).count(), 19);
+    assert_eq!(
+        &ids[..5],
+        [
+            "flux-auto",
+            "flux-fast",
+            "flux-balanced",
+            "flux-reason",
+            "flux-max"
+        ]
+    );
+    assert_eq!(
+        ids.iter().filter(|i| i.starts_with("flux-pinned-")).count(),
+        19
+    );
     for e in data {
         assert_eq!(e["object"], "model");
         assert!(e["created"].is_u64() && e["owned_by"].is_string());
@@ -129,22 +225,40 @@ fn models_prints_the_list() {
             "auto" | "tier" => assert!(!e["flux"]["models"].as_array().unwrap().is_empty()),
             "pinned" | "model" => {
                 let f = &e["flux"];
-                assert!(f["model"].is_string() && f["context_window"].is_u64() && f["max_output_tokens"].is_u64());
+                assert!(
+                    f["model"].is_string()
+                        && f["context_window"].is_u64()
+                        && f["max_output_tokens"].is_u64()
+                );
                 assert!(f["capabilities"].is_array() && f["tier"].is_string());
-                assert!(f["pricing"]["input_per_mtok"].is_f64() && f["pricing"]["output_per_mtok"].is_f64());
+                assert!(
+                    f["pricing"]["input_per_mtok"].is_f64()
+                        && f["pricing"]["output_per_mtok"].is_f64()
+                );
             }
             other => panic!("unknown kind {other}"),
         }
     }
     // Passthrough is on in the default policy: backing ids are listed too.
-    assert!(data.iter().any(|e| e["id"] == "gpt-4o" && e["flux"]["kind"] == "model"));
+    assert!(
+        data.iter()
+            .any(|e| e["id"] == "gpt-4o" && e["flux"]["kind"] == "model")
+    );
 }
 
 #[test]
 fn check_exit_codes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = run(&["check", "policies/default.toml", "policies/tenants.toml"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &["check", "policies/default.toml", "policies/tenants.toml"],
+        "",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = std::env::temp_dir().join(format!("fluxroute-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(root.join("policies/cheap-strong.toml")).unwrap();
@@ -153,13 +267,25 @@ fn check_exit_codes() {
     let out = run(&["check", bad.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("error[unknown_tier]") && err.contains("bad.toml:"), "{err}");
+    assert!(
+        err.contains("error[unknown_tier]") && err.contains("bad.toml:"),
+        "{err}"
+    );
     // A warning passes, unless warnings are denied.
     let warn = dir.join("warn.toml");
-    let rule = "\n[[rules]]\nname = \"never\"\nmin_score = 0.9\nmax_score = 0.1\ntier = \"strong\"\n";
+    let rule =
+        "\n[[rules]]\nname = \"never\"\nmin_score = 0.9\nmax_score = 0.1\ntier = \"strong\"\n";
     std::fs::write(&warn, format!("{text}{rule}")).unwrap();
-    assert_eq!(run(&["check", warn.to_str().unwrap()], "").status.code(), Some(0));
-    assert_eq!(run(&["check", "--deny-warnings", warn.to_str().unwrap()], "").status.code(), Some(1));
+    assert_eq!(
+        run(&["check", warn.to_str().unwrap()], "").status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["check", "--deny-warnings", warn.to_str().unwrap()], "")
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]

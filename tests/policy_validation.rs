@@ -1,5 +1,12 @@
 //! Policy validation: every diagnostic kind, located at the right line and column.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use fluxroute::{CompiledPolicy, Diagnostic, DiagnosticKind as K, Severity};
 
 const BASE: &str = r#"[policy]
@@ -50,7 +57,11 @@ fn diagnostics(text: &str) -> Vec<Diagnostic> {
 
 /// 1-based line and column of the `nth` occurrence of `needle` in `text`.
 fn position(text: &str, needle: &str, nth: usize) -> (usize, usize) {
-    let at = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("{needle:?} not in policy")).0;
+    let at = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{needle:?} not in policy"))
+        .0;
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().unwrap().chars().count() + 1;
@@ -58,7 +69,14 @@ fn position(text: &str, needle: &str, nth: usize) -> (usize, usize) {
 }
 
 /// Asserts exactly one diagnostic of `kind` and `severity`, at `needle`, with `path`.
-fn expect_one(text: &str, severity: Severity, kind: K, needle: &str, nth: usize, path: &str) -> Diagnostic {
+fn expect_one(
+    text: &str,
+    severity: Severity,
+    kind: K,
+    needle: &str,
+    nth: usize,
+    path: &str,
+) -> Diagnostic {
     let all = diagnostics(text);
     let found: Vec<&Diagnostic> = all.iter().filter(|d| d.kind == kind).collect();
     assert_eq!(found.len(), 1, "expected one {kind:?}, got {all:#?}");
@@ -72,12 +90,22 @@ fn expect_one(text: &str, severity: Severity, kind: K, needle: &str, nth: usize,
 
 fn error(text: &str, kind: K, needle: &str, nth: usize, path: &str) -> Diagnostic {
     let d = expect_one(text, Severity::Error, kind, needle, nth, path);
-    assert!(CompiledPolicy::from_toml(text, "t.toml").is_err(), "an error must reject the policy");
+    assert!(
+        CompiledPolicy::from_toml(text, "t.toml").is_err(),
+        "an error must reject the policy"
+    );
     d
 }
 
 fn warning(text: &str, needle: &str, nth: usize, path: &str) -> Diagnostic {
-    let d = expect_one(text, Severity::Warning, K::UnreachableRule, needle, nth, path);
+    let d = expect_one(
+        text,
+        Severity::Warning,
+        K::UnreachableRule,
+        needle,
+        nth,
+        path,
+    );
     let loaded = CompiledPolicy::from_toml(text, "t.toml").expect("warnings do not reject");
     assert_eq!(loaded.warnings.len(), 1);
     d
@@ -97,7 +125,12 @@ fn embedded_policy_is_valid_and_every_example_policy_too() {
     for entry in std::fs::read_dir(root).unwrap() {
         let path = entry.unwrap().path();
         let loaded = CompiledPolicy::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert!(loaded.warnings.is_empty(), "{}: {:?}", path.display(), loaded.warnings);
+        assert!(
+            loaded.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            loaded.warnings
+        );
         n += 1;
     }
     assert!(n >= 3, "the default policy and at least two examples");
@@ -108,13 +141,19 @@ fn toml_syntax_error_is_located() {
     let text = BASE.replace("context_window = 2000", "context_window = = 2000");
     let all = diagnostics(&text);
     assert_eq!(all.len(), 1, "{all:?}");
-    assert_eq!((all[0].kind, all[0].line), (K::Syntax, position(&text, "= = 2000", 0).0));
+    assert_eq!(
+        (all[0].kind, all[0].line),
+        (K::Syntax, position(&text, "= = 2000", 0).0)
+    );
     assert_eq!(all[0].path, "models.context_window");
 }
 
 #[test]
 fn unknown_field_is_rejected_with_its_location() {
-    let text = BASE.replace("provider = \"p\"\ntier = \"big\"", "provider = \"p\"\ntierr = \"big\"");
+    let text = BASE.replace(
+        "provider = \"p\"\ntier = \"big\"",
+        "provider = \"p\"\ntierr = \"big\"",
+    );
     let d = &diagnostics(&text)[0];
     assert_eq!(d.kind, K::Syntax);
     assert!(d.message.contains("tierr"), "{d}");
@@ -140,7 +179,13 @@ fn wrong_type_is_rejected() {
 #[test]
 fn pinned_alias_pointing_nowhere() {
     let text = format!("{BASE}\"flux-pinned-c\" = \"c\"\n");
-    let d = error(&text, K::UnknownModel, "\"c\"\n", 0, "pinned.\"flux-pinned-c\"");
+    let d = error(
+        &text,
+        K::UnknownModel,
+        "\"c\"\n",
+        0,
+        "pinned.\"flux-pinned-c\"",
+    );
     assert!(d.message.contains("`c`"), "{d}");
 }
 
@@ -160,7 +205,13 @@ fn pinned_alias_without_the_prefix() {
 #[test]
 fn tier_alias_with_the_pinned_prefix() {
     let text = BASE.replace("alias = \"flux-big\"", "alias = \"flux-pinned-big\"");
-    error(&text, K::InvalidName, "\"flux-pinned-big\"", 0, "tiers[1].alias");
+    error(
+        &text,
+        K::InvalidName,
+        "\"flux-pinned-big\"",
+        0,
+        "tiers[1].alias",
+    );
 }
 
 #[test]
@@ -199,7 +250,13 @@ fn duplicate_tier_name() {
 #[test]
 fn name_defined_twice() {
     let text = format!("{BASE}\n[redirects]\n\"flux-big\" = \"b\"\n");
-    error(&text, K::Duplicate, "\"flux-big\" =", 0, "redirects.\"flux-big\"");
+    error(
+        &text,
+        K::Duplicate,
+        "\"flux-big\" =",
+        0,
+        "redirects.\"flux-big\"",
+    );
 }
 
 #[test]
@@ -213,9 +270,21 @@ fn invalid_values() {
     let text = BASE.replace("context_window = 1000", "context_window = 0");
     error(&text, K::InvalidValue, "0\n", 0, "models[0].context_window");
     let text = BASE.replace("max_output_tokens = 200", "max_output_tokens = 2001");
-    error(&text, K::InvalidValue, "2001", 0, "models[1].max_output_tokens");
+    error(
+        &text,
+        K::InvalidValue,
+        "2001",
+        0,
+        "models[1].max_output_tokens",
+    );
     let text = BASE.replace("input_per_mtok = 3.0", "input_per_mtok = -3.0");
-    error(&text, K::InvalidValue, "-3.0", 0, "models[1].input_per_mtok");
+    error(
+        &text,
+        K::InvalidValue,
+        "-3.0",
+        0,
+        "models[1].input_per_mtok",
+    );
     let text = format!("{BASE}\n[limits]\ncontext_margin = 1.5\n");
     error(&text, K::InvalidValue, "1.5", 0, "limits.context_margin");
     let text = BASE.replace("name = \"t\"", "name = \"t\"\nmax_fallbacks = 9");
@@ -247,7 +316,13 @@ fn classifier_weights_must_sum_to_one() {
 #[test]
 fn invalid_regex_is_located() {
     let text = format!("{BASE}{CLASSIFIER}").replace("'fn|def'", "'fn|(def'");
-    let d = error(&text, K::InvalidRegex, "'fn|(def'", 0, "classifier.signals[0].pattern");
+    let d = error(
+        &text,
+        K::InvalidRegex,
+        "'fn|(def'",
+        0,
+        "classifier.signals[0].pattern",
+    );
     assert!(d.message.contains("unclosed"), "{d}");
 }
 
@@ -263,10 +338,24 @@ fn rule_with_unknown_model_tier_and_alias() {
     error(&text, K::UnknownModel, "\"zz\"", 0, "rules[0].models[1]");
     let text = format!("{BASE}\n[[rules]]\nname = \"r\"\ntier = \"zz\"\n");
     error(&text, K::UnknownTier, "\"zz\"", 0, "rules[0].tier");
-    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\naliases = [\"flux-nope\"]\ntier = \"big\"\n");
-    error(&text, K::UnknownName, "\"flux-nope\"", 0, "rules[0].aliases[0]");
-    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\naliases = [\"flux-pinned-a\"]\ntier = \"big\"\n");
-    error(&text, K::InvalidName, "\"flux-pinned-a\"", 1, "rules[0].aliases[0]");
+    let text =
+        format!("{BASE}\n[[rules]]\nname = \"r\"\naliases = [\"flux-nope\"]\ntier = \"big\"\n");
+    error(
+        &text,
+        K::UnknownName,
+        "\"flux-nope\"",
+        0,
+        "rules[0].aliases[0]",
+    );
+    let text =
+        format!("{BASE}\n[[rules]]\nname = \"r\"\naliases = [\"flux-pinned-a\"]\ntier = \"big\"\n");
+    error(
+        &text,
+        K::InvalidName,
+        "\"flux-pinned-a\"",
+        1,
+        "rules[0].aliases[0]",
+    );
 }
 
 #[test]
@@ -279,35 +368,57 @@ fn rule_needs_exactly_one_action() {
 
 #[test]
 fn split_weights_must_be_positive() {
-    let text = format!("{BASE}\n[[rules]]\nname = \"s\"\nsplit = [{{ model = \"a\", weight = 0 }}, {{ model = \"b\", weight = 1 }}]\n");
+    let text = format!(
+        "{BASE}\n[[rules]]\nname = \"s\"\nsplit = [{{ model = \"a\", weight = 0 }}, {{ model = \"b\", weight = 1 }}]\n"
+    );
     error(&text, K::Weights, "0 }", 0, "rules[0].split[0].weight");
 }
 
 #[test]
 fn tenant_allow_lists_name_real_models_and_names() {
     let text = format!("{BASE}\n[tenants.t]\nmodels = [\"a\", \"q\"]\n");
-    error(&text, K::UnknownModel, "\"q\"", 0, "tenants.\"t\".models[1]");
+    error(
+        &text,
+        K::UnknownModel,
+        "\"q\"",
+        0,
+        "tenants.\"t\".models[1]",
+    );
     let text = format!("{BASE}\n[tenants.t]\naliases = [\"flux-q\"]\n");
-    error(&text, K::UnknownName, "\"flux-q\"", 0, "tenants.\"t\".aliases[0]");
+    error(
+        &text,
+        K::UnknownName,
+        "\"flux-q\"",
+        0,
+        "tenants.\"t\".aliases[0]",
+    );
 }
 
 #[test]
 fn rules_that_can_never_match_are_warnings() {
-    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_prompt_tokens = 10\nmax_prompt_tokens = 5\ntier = \"big\"\n");
+    let text = format!(
+        "{BASE}\n[[rules]]\nname = \"r\"\nmin_prompt_tokens = 10\nmax_prompt_tokens = 5\ntier = \"big\"\n"
+    );
     let d = warning(&text, "\"r\"", 0, "rules[0]");
     assert!(d.message.contains("min_prompt_tokens"), "{d}");
-    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_score = 0.9\nmax_score = 0.1\ntier = \"big\"\n");
+    let text = format!(
+        "{BASE}\n[[rules]]\nname = \"r\"\nmin_score = 0.9\nmax_score = 0.1\ntier = \"big\"\n"
+    );
     warning(&text, "\"r\"", 0, "rules[0]");
     // Model `a` has tools only: a rule needing vision that only names `a` can never decide.
-    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\ncapabilities = [\"vision\"]\nmodels = [\"a\"]\n");
+    let text =
+        format!("{BASE}\n[[rules]]\nname = \"r\"\ncapabilities = [\"vision\"]\nmodels = [\"a\"]\n");
     warning(&text, "\"r\"", 0, "rules[0]");
-    let text = format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_prompt_tokens = 5000\ntier = \"small\"\n");
+    let text =
+        format!("{BASE}\n[[rules]]\nname = \"r\"\nmin_prompt_tokens = 5000\ntier = \"small\"\n");
     warning(&text, "\"r\"", 0, "rules[0]");
 }
 
 #[test]
 fn a_rule_after_a_catch_all_is_shadowed() {
-    let text = format!("{BASE}\n[[rules]]\nname = \"all\"\ntier = \"big\"\n\n[[rules]]\nname = \"late\"\ncapabilities = [\"tools\"]\ntier = \"small\"\n");
+    let text = format!(
+        "{BASE}\n[[rules]]\nname = \"all\"\ntier = \"big\"\n\n[[rules]]\nname = \"late\"\ncapabilities = [\"tools\"]\ntier = \"small\"\n"
+    );
     let d = warning(&text, "\"late\"", 0, "rules[1]");
     assert!(d.message.contains("shadowed by rule `all`"), "{d}");
 }
@@ -320,7 +431,13 @@ fn every_problem_is_reported_at_once() {
         .replace("\"flux-pinned-a\" = \"a\"", "\"flux-pinned-a\" = \"x\"");
     let all = diagnostics(&text);
     let kinds: Vec<K> = all.iter().map(|d| d.kind).collect();
-    for k in [K::UnknownTier, K::InvalidValue, K::UnknownModel, K::MissingPinnedAlias, K::EmptyTier] {
+    for k in [
+        K::UnknownTier,
+        K::InvalidValue,
+        K::UnknownModel,
+        K::MissingPinnedAlias,
+        K::EmptyTier,
+    ] {
         assert!(kinds.contains(&k), "{k:?} missing from {all:#?}");
     }
     // Sorted by position: errors first, then by line.
@@ -340,7 +457,10 @@ fn unreadable_file_is_an_io_diagnostic() {
 #[test]
 fn display_names_file_line_column_kind_and_path() {
     let text = BASE.replace("tier = \"big\"", "tier = \"huge\"");
-    let d = diagnostics(&text).into_iter().find(|d| d.kind == K::UnknownTier).unwrap();
+    let d = diagnostics(&text)
+        .into_iter()
+        .find(|d| d.kind == K::UnknownTier)
+        .unwrap();
     assert_eq!(
         d.to_string(),
         "t.toml:31:8: error[unknown_tier]: model `b` names unknown tier `huge` (at `models[1].tier`)"
@@ -350,7 +470,10 @@ fn display_names_file_line_column_kind_and_path() {
 #[test]
 fn fingerprint_ignores_formatting_but_not_meaning() {
     let a = CompiledPolicy::from_toml(BASE, "a").unwrap().policy;
-    let reformatted = format!("# a comment\n{}", BASE.replace("input_per_mtok = 1.0", "input_per_mtok   =   1.00"));
+    let reformatted = format!(
+        "# a comment\n{}",
+        BASE.replace("input_per_mtok = 1.0", "input_per_mtok   =   1.00")
+    );
     let b = CompiledPolicy::from_toml(&reformatted, "b").unwrap().policy;
     assert_eq!(a.fingerprint(), b.fingerprint());
     let changed = BASE.replace("input_per_mtok = 1.0", "input_per_mtok = 1.5");

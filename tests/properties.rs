@@ -1,6 +1,16 @@
 //! Properties of the public API over generated requests, contexts and bodies.
 
-use fluxroute::{CallerContext, Capability, CapabilitySet, CompiledPolicy, Complexity, ErrorCode, Mode, RequestFeatures};
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use fluxroute::{
+    CallerContext, Capability, CapabilitySet, CompiledPolicy, Complexity, ErrorCode, Mode,
+    RequestFeatures,
+};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::sync::LazyLock;
@@ -44,7 +54,12 @@ fn facts(id: &str) -> &'static Facts {
 const MARGIN: f64 = 0.05;
 const RESERVE: u64 = 4096;
 /// The default policy's `free` tenant and the models it may be served by.
-const FREE_MODELS: [&str; 4] = ["gpt-4.1-nano", "gpt-4o-mini", "gemini-2.5-flash-lite", "deepseek-chat"];
+const FREE_MODELS: [&str; 4] = [
+    "gpt-4.1-nano",
+    "gpt-4o-mini",
+    "gemini-2.5-flash-lite",
+    "deepseek-chat",
+];
 
 #[derive(Debug, Clone)]
 struct Input {
@@ -73,7 +88,12 @@ impl Input {
 }
 
 fn caps(bits: u8) -> CapabilitySet {
-    Capability::ALL.into_iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, c)| c).collect()
+    Capability::ALL
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 fn input() -> impl Strategy<Value = Input> {
@@ -89,34 +109,72 @@ fn input() -> impl Strategy<Value = Input> {
         prop::sample::select(Complexity::ALL.to_vec()),
         0f32..=1.0,
         any::<u64>(),
-        prop::sample::select(vec![None, Some("free"), Some("internal-evals"), Some("nobody")]),
+        prop::sample::select(vec![
+            None,
+            Some("free"),
+            Some("internal-evals"),
+            Some("nobody"),
+        ]),
         prop::collection::vec(any::<bool>(), n).prop_map(move |mask| {
-            ids.iter().zip(mask).filter(|(_, m)| *m).map(|(i, _)| i.clone()).take(6).collect()
+            ids.iter()
+                .zip(mask)
+                .filter(|(_, m)| *m)
+                .map(|(i, _)| i.clone())
+                .take(6)
+                .collect()
         }),
     )
-        .prop_map(|(name, prompt_tokens, max_output_tokens, capabilities, complexity, score, key, tenant, unavailable)| Input {
-            name,
-            prompt_tokens,
-            max_output_tokens,
-            capabilities,
-            complexity,
-            score,
-            key,
-            tenant,
-            unavailable,
-        })
+        .prop_map(
+            |(
+                name,
+                prompt_tokens,
+                max_output_tokens,
+                capabilities,
+                complexity,
+                score,
+                key,
+                tenant,
+                unavailable,
+            )| Input {
+                name,
+                prompt_tokens,
+                max_output_tokens,
+                capabilities,
+                complexity,
+                score,
+                key,
+                tenant,
+                unavailable,
+            },
+        )
 }
 
 /// Output lengths at and just past some model's limit.
 fn boundary_output() -> impl Strategy<Value = u32> {
-    (prop::sample::select(FACTS.iter().map(|f| f.max_output_tokens as u32).collect::<Vec<_>>()), 0u32..2)
+    (
+        prop::sample::select(
+            FACTS
+                .iter()
+                .map(|f| f.max_output_tokens as u32)
+                .collect::<Vec<_>>(),
+        ),
+        0u32..2,
+    )
         .prop_map(|(n, d)| n + d)
 }
 
 /// Prompt lengths within a few tokens of where some model's window (with margin and the
 /// default reserve) runs out.
 fn boundary_prompt() -> impl Strategy<Value = u32> {
-    (prop::sample::select(FACTS.iter().map(|f| (f.context_window, f.max_output_tokens)).collect::<Vec<_>>()), 0u64..6)
+    (
+        prop::sample::select(
+            FACTS
+                .iter()
+                .map(|f| (f.context_window, f.max_output_tokens))
+                .collect::<Vec<_>>(),
+        ),
+        0u64..6,
+    )
         .prop_map(|((window, max_out), d)| {
             let room = window - RESERVE.min(max_out);
             (room * 20 / 21 + d).saturating_sub(3) as u32
@@ -125,30 +183,55 @@ fn boundary_prompt() -> impl Strategy<Value = u32> {
 
 fn outcome(input: &Input) -> Result<(String, Vec<String>, bool, Mode), ErrorCode> {
     let unavailable: Vec<&str> = input.unavailable.iter().map(String::as_str).collect();
-    let ctx = CallerContext { tenant: input.tenant, tags: &[], unavailable: &unavailable };
+    let ctx = CallerContext {
+        tenant: input.tenant,
+        tags: &[],
+        unavailable: &unavailable,
+    };
     POLICY
         .route(&input.features(), &ctx)
-        .map(|d| (d.model().to_owned(), d.fallbacks().map(str::to_owned).collect(), d.routed(), d.mode()))
+        .map(|d| {
+            (
+                d.model().to_owned(),
+                d.fallbacks().map(str::to_owned).collect(),
+                d.routed(),
+                d.mode(),
+            )
+        })
         .map_err(|e| e.code())
 }
 
 fn fits(f: &Facts, input: &Input) -> bool {
     let p = u64::from(input.prompt_tokens);
     let margin = (p as f64 * MARGIN).ceil() as u64;
-    let out = input.max_output_tokens.map_or(RESERVE.min(f.max_output_tokens), u64::from);
-    p + margin + out <= f.context_window && input.max_output_tokens.is_none_or(|n| u64::from(n) <= f.max_output_tokens)
+    let out = input
+        .max_output_tokens
+        .map_or(RESERVE.min(f.max_output_tokens), u64::from);
+    p + margin + out <= f.context_window
+        && input
+            .max_output_tokens
+            .is_none_or(|n| u64::from(n) <= f.max_output_tokens)
 }
 
 /// Every invariant a served model must satisfy for a request.
 fn check_served(input: &Input, model: &str) -> Result<(), TestCaseError> {
     let f = facts(model);
     for cap in caps(input.capabilities).iter() {
-        prop_assert!(f.capabilities.iter().any(|c| c == cap.as_str()), "{model} lacks {cap}");
+        prop_assert!(
+            f.capabilities.iter().any(|c| c == cap.as_str()),
+            "{model} lacks {cap}"
+        );
     }
     prop_assert!(fits(f, input), "{model} cannot fit {input:?}");
-    prop_assert!(!input.unavailable.iter().any(|u| u == model), "{model} is unavailable");
+    prop_assert!(
+        !input.unavailable.iter().any(|u| u == model),
+        "{model} is unavailable"
+    );
     if input.tenant == Some("free") {
-        prop_assert!(FREE_MODELS.contains(&model), "tenant free may not use {model}");
+        prop_assert!(
+            FREE_MODELS.contains(&model),
+            "tenant free may not use {model}"
+        );
     }
     Ok(())
 }
@@ -256,13 +339,48 @@ fn classify_and_route(body: &[u8]) -> Result<(), TestCaseError> {
 }
 
 const KEYS: [&str; 24] = [
-    "model", "messages", "role", "content", "type", "text", "image_url", "url", "input_audio", "file",
-    "tools", "functions", "tool_calls", "function", "name", "arguments", "response_format", "json_schema",
-    "reasoning_effort", "reasoning", "logprobs", "top_logprobs", "max_tokens", "user",
+    "model",
+    "messages",
+    "role",
+    "content",
+    "type",
+    "text",
+    "image_url",
+    "url",
+    "input_audio",
+    "file",
+    "tools",
+    "functions",
+    "tool_calls",
+    "function",
+    "name",
+    "arguments",
+    "response_format",
+    "json_schema",
+    "reasoning_effort",
+    "reasoning",
+    "logprobs",
+    "top_logprobs",
+    "max_tokens",
+    "user",
 ];
 const STRINGS: [&str; 16] = [
-    "flux-auto", "flux-fast", "flux-pinned-gpt-4o", "gpt-4o", "gpt-4-turbo", "user", "assistant", "system",
-    "tool", "text", "image_url", "input_audio", "file", "json_object", "json_schema", "prove it step by step",
+    "flux-auto",
+    "flux-fast",
+    "flux-pinned-gpt-4o",
+    "gpt-4o",
+    "gpt-4-turbo",
+    "user",
+    "assistant",
+    "system",
+    "tool",
+    "text",
+    "image_url",
+    "input_audio",
+    "file",
+    "json_object",
+    "json_schema",
+    "prove it step by step",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -270,15 +388,18 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         prop::sample::select(STRINGS.to_vec()).prop_map(Value::from),
         ".{0,40}".prop_map(Value::from),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::vec((prop::sample::select(KEYS.to_vec()), inner), 0..8)
-                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::vec((prop::sample::select(KEYS.to_vec()), inner), 0..8).prop_map(
+                |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            ),
         ]
     })
 }
@@ -292,8 +413,22 @@ fn request_like() -> impl Strategy<Value = Value> {
         Just(json!({"type": "file", "file": {"file_data": "JVBE"}})),
         json_value(),
     ];
-    let content = prop_oneof![".{0,200}".prop_map(Value::from), prop::collection::vec(part, 0..4).prop_map(Value::from), json_value()];
-    let message = (prop::sample::select(vec!["system", "user", "assistant", "tool", "developer", "bogus"]), content)
+    let content = prop_oneof![
+        ".{0,200}".prop_map(Value::from),
+        prop::collection::vec(part, 0..4).prop_map(Value::from),
+        json_value()
+    ];
+    let message = (
+        prop::sample::select(vec![
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "developer",
+            "bogus",
+        ]),
+        content,
+    )
         .prop_map(|(role, content)| json!({"role": role, "content": content}));
     (
         prop::sample::select(STRINGS.to_vec()),

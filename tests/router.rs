@@ -1,12 +1,20 @@
 //! The gateway handle: routing through a snapshot, swaps and reloads.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fluxroute::{CallerContext, CompiledPolicy, Router};
 
-const BODY: &[u8] = br#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hello"}]}"#;
+const BODY: &[u8] =
+    br#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hello"}]}"#;
 
 fn policy_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fluxroute-router-{}", std::process::id()));
@@ -17,7 +25,11 @@ fn policy_file(name: &str, text: &str) -> PathBuf {
 }
 
 fn cheap_strong() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/cheap-strong.toml")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/cheap-strong.toml"
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -45,10 +57,25 @@ fn invalid_reload_keeps_the_old_policy_serving() {
     let bad_toml = policy_file("bad-toml.toml", "[policy\nname = ");
     let err = router.reload(&bad_toml).unwrap_err();
     assert_eq!(err.diagnostics()[0].kind, fluxroute::DiagnosticKind::Syntax);
-    let bad_meaning = policy_file("bad-meaning.toml", &cheap_strong().replace("-preview\" = \"gpt-4-1106-preview\"", "-preview\" = \"gpt-5-preview\""));
+    let bad_meaning = policy_file(
+        "bad-meaning.toml",
+        &cheap_strong().replace(
+            "-preview\" = \"gpt-4-1106-preview\"",
+            "-preview\" = \"gpt-5-preview\"",
+        ),
+    );
     let err = router.reload(&bad_meaning).unwrap_err();
-    assert!(err.diagnostics().iter().any(|d| d.kind == fluxroute::DiagnosticKind::UnknownModel), "{err}");
-    assert!(router.reload(&PathBuf::from("/nonexistent/p.toml")).is_err());
+    assert!(
+        err.diagnostics()
+            .iter()
+            .any(|d| d.kind == fluxroute::DiagnosticKind::UnknownModel),
+        "{err}"
+    );
+    assert!(
+        router
+            .reload(&PathBuf::from("/nonexistent/p.toml"))
+            .is_err()
+    );
     assert_eq!(router.load().fingerprint(), fingerprint);
     assert!(router.route(BODY, &CallerContext::default()).is_ok());
 }
@@ -56,7 +83,9 @@ fn invalid_reload_keeps_the_old_policy_serving() {
 #[test]
 fn readers_see_whole_policies_while_a_writer_swaps() {
     let a = CompiledPolicy::embedded();
-    let b = CompiledPolicy::from_toml(&cheap_strong(), "b").unwrap().policy;
+    let b = CompiledPolicy::from_toml(&cheap_strong(), "b")
+        .unwrap()
+        .policy;
     let (fa, fb) = (a.fingerprint().to_owned(), b.fingerprint().to_owned());
     let router = Arc::new(Router::new(a));
     let done = Arc::new(AtomicBool::new(false));

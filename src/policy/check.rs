@@ -30,7 +30,10 @@ pub(crate) fn check(src: &Source<'_>) -> (Option<CompiledPolicy>, Vec<Diagnostic
         Ok(raw) => raw,
         Err(e) => {
             let span = e.span();
-            let path = span.as_ref().map(|s| key_path_at(src.text, s.start)).unwrap_or_default();
+            let path = span
+                .as_ref()
+                .map(|s| key_path_at(src.text, s.start))
+                .unwrap_or_default();
             let message = e.message().trim_end_matches(['.', '\n']).to_owned();
             let d = src.diagnostic(Severity::Error, K::Syntax, span, path, message);
             return (None, vec![d]);
@@ -51,7 +54,12 @@ pub(crate) fn check(src: &Source<'_>) -> (Option<CompiledPolicy>, Vec<Diagnostic
 fn key_path_at(text: &str, at: usize) -> String {
     let before = text.get(..at.min(text.len())).unwrap_or(text);
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text.get(line_start..).unwrap_or("").lines().next().unwrap_or("");
+    let line = text
+        .get(line_start..)
+        .unwrap_or("")
+        .lines()
+        .next()
+        .unwrap_or("");
     let key = line
         .split_once('=')
         .map(|(k, _)| k.trim().trim_matches('"').to_owned())
@@ -100,7 +108,9 @@ impl Checker<'_> {
     }
 
     fn warn(&mut self, kind: K, span: Option<Range<usize>>, path: String, msg: String) {
-        let d = self.src.diagnostic(Severity::Warning, kind, span, path, msg);
+        let d = self
+            .src
+            .diagnostic(Severity::Warning, kind, span, path, msg);
         self.diagnostics.push(d);
     }
 
@@ -143,22 +153,34 @@ impl Checker<'_> {
         let meta = &raw.policy;
         if meta.name.get_ref().trim().is_empty() {
             let msg = "the policy name must not be empty".to_owned();
-            self.error(K::InvalidValue, span_of(&meta.name), "policy.name".into(), msg);
+            self.error(
+                K::InvalidValue,
+                span_of(&meta.name),
+                "policy.name".into(),
+                msg,
+            );
         }
         let max_fallbacks = match &meta.max_fallbacks {
             None => 3,
             Some(v) if *v.get_ref() as usize <= MAX_FALLBACKS => *v.get_ref() as usize,
             Some(v) => {
                 let msg = format!("at most {MAX_FALLBACKS} fallbacks, got {}", v.get_ref());
-                self.error(K::InvalidValue, span_of(v), "policy.max_fallbacks".into(), msg);
+                self.error(
+                    K::InvalidValue,
+                    span_of(v),
+                    "policy.max_fallbacks".into(),
+                    msg,
+                );
                 0
             }
         };
         let limits = self.limits(&raw);
         let tiers = self.tiers(&raw);
-        let tier_index: HashMap<&str, usize> = first_index(raw.tiers.iter().map(|t| t.name.get_ref().as_str()));
+        let tier_index: HashMap<&str, usize> =
+            first_index(raw.tiers.iter().map(|t| t.name.get_ref().as_str()));
         let (models, tiers) = self.models(&raw, &tier_index, tiers);
-        let model_index: HashMap<&str, usize> = first_index(raw.models.iter().map(|m| m.id.get_ref().as_str()));
+        let model_index: HashMap<&str, usize> =
+            first_index(raw.models.iter().map(|m| m.id.get_ref().as_str()));
         let pinned = self.pinned(&raw, &model_index);
         let redirects = self.redirects(&raw, &model_index);
         let names = self.names(&raw, &tiers, &models, &pinned, &redirects);
@@ -166,7 +188,14 @@ impl Checker<'_> {
 
         let mut patterns: Vec<String> = Vec::new();
         let classifier = self.classifier(raw.classifier.as_ref(), &mut patterns);
-        let rules = self.rules(&raw, &tier_index, &model_index, &names, &models, &mut patterns);
+        let rules = self.rules(
+            &raw,
+            &tier_index,
+            &model_index,
+            &names,
+            &models,
+            &mut patterns,
+        );
         let tenants = self.tenants(&raw, &model_index, &names, models.len());
 
         if patterns.len() > MAX_PATTERNS {
@@ -176,7 +205,9 @@ impl Checker<'_> {
             );
             self.error(K::InvalidValue, None, "classifier.signals".into(), msg);
         }
-        let set = RegexSetBuilder::new(&patterns).size_limit(REGEX_SIZE_LIMIT * 8).build();
+        let set = RegexSetBuilder::new(&patterns)
+            .size_limit(REGEX_SIZE_LIMIT * 8)
+            .build();
         let patterns = match set {
             Ok(set) => set,
             Err(e) => {
@@ -214,8 +245,7 @@ impl Checker<'_> {
         let l = &raw.limits;
         let max_body = self.count(&l.max_body_bytes, "limits.max_body_bytes");
         let margin = self.unit(&l.context_margin, "limits.context_margin");
-        let token = |c: &mut Self, v: &Spanned<u64>, path: &str| match u32::try_from(*v.get_ref())
-        {
+        let token = |c: &mut Self, v: &Spanned<u64>, path: &str| match u32::try_from(*v.get_ref()) {
             Ok(n) => n,
             Err(_) => {
                 let msg = format!("must be at most {}, got {}", u32::MAX, v.get_ref());
@@ -227,7 +257,11 @@ impl Checker<'_> {
             max_body_bytes: max_body as usize,
             max_messages: self.count(&l.max_messages, "limits.max_messages"),
             output_reserve: self.count(&l.output_reserve, "limits.output_reserve"),
-            expected_output_tokens: token(self, &l.expected_output_tokens, "limits.expected_output_tokens"),
+            expected_output_tokens: token(
+                self,
+                &l.expected_output_tokens,
+                "limits.expected_output_tokens",
+            ),
             margin_bp: (margin * 10_000.0).round() as u32,
             image_tokens: token(self, &l.image_tokens, "limits.image_tokens"),
             audio_tokens: token(self, &l.audio_tokens, "limits.audio_tokens"),
@@ -237,7 +271,12 @@ impl Checker<'_> {
 
     fn tiers(&mut self, raw: &RawPolicy) -> Vec<Tier> {
         if raw.tiers.is_empty() {
-            self.error(K::EmptyTier, None, "tiers".into(), "a policy needs at least one tier".into());
+            self.error(
+                K::EmptyTier,
+                None,
+                "tiers".into(),
+                "a policy needs at least one tier".into(),
+            );
         }
         if raw.tiers.len() > MAX_TIERS {
             let msg = format!("at most {MAX_TIERS} tiers, got {}", raw.tiers.len());
@@ -249,14 +288,24 @@ impl Checker<'_> {
             let name = t.name.get_ref();
             if name.is_empty() || !seen.insert(name) {
                 let msg = format!("duplicate or empty tier name `{name}`");
-                self.error(K::Duplicate, span_of(&t.name), format!("tiers[{i}].name"), msg);
+                self.error(
+                    K::Duplicate,
+                    span_of(&t.name),
+                    format!("tiers[{i}].name"),
+                    msg,
+                );
             }
             let alias = t.alias.get_ref();
             if alias.starts_with(PINNED_PREFIX) || alias == AUTO_ALIAS || alias.is_empty() {
                 let msg = format!(
                     "tier alias `{alias}` must not be empty, `{AUTO_ALIAS}` or start with `{PINNED_PREFIX}`"
                 );
-                self.error(K::InvalidName, span_of(&t.alias), format!("tiers[{i}].alias"), msg);
+                self.error(
+                    K::InvalidName,
+                    span_of(&t.alias),
+                    format!("tiers[{i}].alias"),
+                    msg,
+                );
             }
             out.push(Tier {
                 name: name.clone(),
@@ -298,7 +347,12 @@ impl Checker<'_> {
                 let msg = format!(
                     "max_output_tokens {max_output_tokens} exceeds the context window {context_window}"
                 );
-                self.error(K::InvalidValue, span_of(&m.max_output_tokens), path("max_output_tokens"), msg);
+                self.error(
+                    K::InvalidValue,
+                    span_of(&m.max_output_tokens),
+                    path("max_output_tokens"),
+                    msg,
+                );
             }
             let input_per_mtok = self.price(&m.input_per_mtok, path("input_per_mtok"));
             let output_per_mtok = self.price(&m.output_per_mtok, path("output_per_mtok"));
@@ -325,7 +379,13 @@ impl Checker<'_> {
         (out, tiers)
     }
 
-    fn model_ref(&mut self, name: &Name, index: &HashMap<&str, usize>, path: String, what: &str) -> Option<usize> {
+    fn model_ref(
+        &mut self,
+        name: &Name,
+        index: &HashMap<&str, usize>,
+        path: String,
+        what: &str,
+    ) -> Option<usize> {
         let found = index.get(name.get_ref().as_str()).copied();
         if found.is_none() {
             let mut msg = format!("{what} `{}` is not a catalog model", name.get_ref());
@@ -357,14 +417,20 @@ impl Checker<'_> {
         // Pinned aliases are listed in catalog order, then by name.
         out.sort_by(|a, b| a.model.cmp(&b.model).then_with(|| a.name.cmp(&b.name)));
         for (i, m) in raw.models.iter().enumerate() {
-            if !out.iter().any(|a| a.model == i) && models.get(m.id.get_ref().as_str()) == Some(&i) {
+            if !out.iter().any(|a| a.model == i) && models.get(m.id.get_ref().as_str()) == Some(&i)
+            {
                 let msg = format!(
                     "model `{}` has no pinned alias; add `\"{PINNED_PREFIX}{}\" = \"{}\"` under [pinned]",
                     m.id.get_ref(),
                     m.id.get_ref(),
                     m.id.get_ref()
                 );
-                self.error(K::MissingPinnedAlias, span_of(&m.id), format!("models[{i}].id"), msg);
+                self.error(
+                    K::MissingPinnedAlias,
+                    span_of(&m.id),
+                    format!("models[{i}].id"),
+                    msg,
+                );
             }
         }
         out
@@ -403,15 +469,37 @@ impl Checker<'_> {
         };
         add(self, AUTO_ALIAS, TargetKind::Auto, None, String::new());
         for (i, (t, rt)) in tiers.iter().zip(&raw.tiers).enumerate() {
-            add(self, &t.alias, TargetKind::Tier(i), span_of(&rt.alias), format!("tiers[{i}].alias"));
+            add(
+                self,
+                &t.alias,
+                TargetKind::Tier(i),
+                span_of(&rt.alias),
+                format!("tiers[{i}].alias"),
+            );
         }
         for (i, a) in pinned.iter().enumerate() {
-            let span = raw.pinned.keys().find(|k| k.get_ref() == &a.name).and_then(span_of);
-            add(self, &a.name, TargetKind::Pinned(i), span, format!("pinned.\"{}\"", a.name));
+            let span = raw
+                .pinned
+                .keys()
+                .find(|k| k.get_ref() == &a.name)
+                .and_then(span_of);
+            add(
+                self,
+                &a.name,
+                TargetKind::Pinned(i),
+                span,
+                format!("pinned.\"{}\"", a.name),
+            );
         }
         if raw.policy.passthrough {
             for (i, (m, rm)) in models.iter().zip(&raw.models).enumerate() {
-                add(self, &m.id, TargetKind::Passthrough(i), span_of(&rm.id), format!("models[{i}].id"));
+                add(
+                    self,
+                    &m.id,
+                    TargetKind::Passthrough(i),
+                    span_of(&rm.id),
+                    format!("models[{i}].id"),
+                );
             }
         }
         for (i, r) in redirects.iter().enumerate() {
@@ -420,9 +508,20 @@ impl Checker<'_> {
             let is_model = models.iter().any(|m| m.id == r.name);
             if is_model && !raw.policy.passthrough {
                 let msg = format!("redirect source `{}` is a catalog model", r.name);
-                self.error(K::Duplicate, span.clone(), format!("redirects.\"{}\"", r.name), msg);
+                self.error(
+                    K::Duplicate,
+                    span.clone(),
+                    format!("redirects.\"{}\"", r.name),
+                    msg,
+                );
             }
-            add(self, &r.name, TargetKind::Redirect(i), span, format!("redirects.\"{}\"", r.name));
+            add(
+                self,
+                &r.name,
+                TargetKind::Redirect(i),
+                span,
+                format!("redirects.\"{}\"", r.name),
+            );
         }
         names
     }
@@ -453,22 +552,36 @@ impl Checker<'_> {
     }
 
     fn pattern(&mut self, p: &Name, path: String, patterns: &mut Vec<String>) -> Option<usize> {
-        match regex::RegexBuilder::new(p.get_ref()).size_limit(REGEX_SIZE_LIMIT).build() {
+        match regex::RegexBuilder::new(p.get_ref())
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+        {
             Ok(_) => {
                 patterns.push(p.get_ref().clone());
                 Some(patterns.len() - 1)
             }
             Err(e) => {
                 let detail = e.to_string();
-                let last = detail.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("");
-                let msg = format!("invalid regex: {}", last.trim().trim_start_matches("error: "));
+                let last = detail
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                let msg = format!(
+                    "invalid regex: {}",
+                    last.trim().trim_start_matches("error: ")
+                );
                 self.error(K::InvalidRegex, span_of(p), path, msg);
                 None
             }
         }
     }
 
-    fn classifier(&mut self, raw: Option<&RawClassifier>, patterns: &mut Vec<String>) -> Classifier {
+    fn classifier(
+        &mut self,
+        raw: Option<&RawClassifier>,
+        patterns: &mut Vec<String>,
+    ) -> Classifier {
         let Some(c) = raw else {
             return Classifier {
                 thresholds: [0.25, 0.5, 0.75],
@@ -491,7 +604,12 @@ impl Checker<'_> {
                 "thresholds must increase: standard {} < complex {} < reasoning {}",
                 thresholds[0], thresholds[1], thresholds[2]
             );
-            self.error(K::InvalidValue, span_of(&t.standard), "classifier.thresholds".into(), msg);
+            self.error(
+                K::InvalidValue,
+                span_of(&t.standard),
+                "classifier.thresholds".into(),
+                msg,
+            );
         }
         let (length_weight, length_saturation) = self.saturating(&c.length, "classifier.length");
         let (depth_weight, depth_saturation) = self.saturating(&c.depth, "classifier.depth");
@@ -507,7 +625,10 @@ impl Checker<'_> {
             }
             let weight = self.unit(&s.weight, &path("weight"));
             sum += weight;
-            if self.pattern(&s.pattern, path("pattern"), patterns).is_some() {
+            if self
+                .pattern(&s.pattern, path("pattern"), patterns)
+                .is_some()
+            {
                 signals.push(Signal {
                     name: s.name.get_ref().clone(),
                     weight: weight as f32,
@@ -516,8 +637,15 @@ impl Checker<'_> {
             }
         }
         if (sum - 1.0).abs() > WEIGHT_TOLERANCE {
-            let msg = format!("classifier weights (length, depth, tools and every signal) sum to {sum}, not 1");
-            self.error(K::Weights, span_of(&c.length.weight), "classifier".into(), msg);
+            let msg = format!(
+                "classifier weights (length, depth, tools and every signal) sum to {sum}, not 1"
+            );
+            self.error(
+                K::Weights,
+                span_of(&c.length.weight),
+                "classifier".into(),
+                msg,
+            );
         }
         Classifier {
             thresholds: thresholds.map(|x| x as f32),
@@ -563,7 +691,8 @@ impl Checker<'_> {
                 }),
             };
             let min_prompt_tokens = tokens(self, &r.min_prompt_tokens, "min_prompt_tokens", 0);
-            let max_prompt_tokens = tokens(self, &r.max_prompt_tokens, "max_prompt_tokens", u32::MAX);
+            let max_prompt_tokens =
+                tokens(self, &r.max_prompt_tokens, "max_prompt_tokens", u32::MAX);
             let score = |c: &mut Self, v: &Option<Spanned<f64>>, f: &str, default: f64| {
                 v.as_ref().map_or(default, |v| c.unit(v, &path(f)))
             };
@@ -590,7 +719,12 @@ impl Checker<'_> {
         out
     }
 
-    fn rule_scope(&mut self, r: &RawRule, names: &HashMap<Box<str>, Target>, i: usize) -> (bool, u64) {
+    fn rule_scope(
+        &mut self,
+        r: &RawRule,
+        names: &HashMap<Box<str>, Target>,
+        i: usize,
+    ) -> (bool, u64) {
         let Some(aliases) = &r.aliases else {
             return (true, 0);
         };
@@ -624,7 +758,9 @@ impl Checker<'_> {
         i: usize,
     ) -> Option<Action> {
         let path = |f: &str| format!("rules[{i}].{f}");
-        let given = usize::from(r.tier.is_some()) + usize::from(r.models.is_some()) + usize::from(r.split.is_some());
+        let given = usize::from(r.tier.is_some())
+            + usize::from(r.models.is_some())
+            + usize::from(r.split.is_some());
         if given != 1 {
             let msg = format!(
                 "rule `{}` must have exactly one action (`tier`, `models` or `split`), has {given}",
@@ -643,7 +779,12 @@ impl Checker<'_> {
         }
         if let Some(list) = &r.models {
             if list.get_ref().is_empty() {
-                self.error(K::RuleAction, span_of(list), path("models"), "`models` is empty".into());
+                self.error(
+                    K::RuleAction,
+                    span_of(list),
+                    path("models"),
+                    "`models` is empty".into(),
+                );
             }
             let mut ids = Vec::new();
             for (j, m) in list.get_ref().iter().enumerate() {
@@ -654,7 +795,12 @@ impl Checker<'_> {
         }
         let split = r.split.as_ref()?;
         if split.get_ref().is_empty() {
-            self.error(K::RuleAction, span_of(split), path("split"), "`split` is empty".into());
+            self.error(
+                K::RuleAction,
+                span_of(split),
+                path("split"),
+                "`split` is empty".into(),
+            );
         }
         let mut arms = Vec::new();
         for (j, arm) in split.get_ref().iter().enumerate() {
@@ -663,7 +809,9 @@ impl Checker<'_> {
                 let msg = format!("split weights must be between 1 and {}", u32::MAX);
                 self.error(K::Weights, span_of(&arm.weight), format!("{p}.weight"), msg);
             }
-            if let Some(m) = self.model_ref(&arm.model, model_index, format!("{p}.model"), "split model") {
+            if let Some(m) =
+                self.model_ref(&arm.model, model_index, format!("{p}.model"), "split model")
+            {
                 arms.push((m, *arm.weight.get_ref()));
             }
         }
@@ -671,36 +819,83 @@ impl Checker<'_> {
     }
 
     /// Warnings for rules that can never match or never decide.
-    fn rule_reachability(&mut self, r: &RawRule, rule: &Rule, earlier: &[Rule], models: &[Model], i: usize) {
+    fn rule_reachability(
+        &mut self,
+        r: &RawRule,
+        rule: &Rule,
+        earlier: &[Rule],
+        models: &[Model],
+        i: usize,
+    ) {
         let span = span_of(&r.name);
         let path = format!("rules[{i}]");
         let name = &rule.name;
         let never = |c: &mut Self, why: String| {
-            c.warn(K::UnreachableRule, span.clone(), path.clone(), format!("rule `{name}` can never match: {why}"));
+            c.warn(
+                K::UnreachableRule,
+                span.clone(),
+                path.clone(),
+                format!("rule `{name}` can never match: {why}"),
+            );
         };
         if rule.min_prompt_tokens > rule.max_prompt_tokens {
-            never(self, format!("min_prompt_tokens {} > max_prompt_tokens {}", rule.min_prompt_tokens, rule.max_prompt_tokens));
+            never(
+                self,
+                format!(
+                    "min_prompt_tokens {} > max_prompt_tokens {}",
+                    rule.min_prompt_tokens, rule.max_prompt_tokens
+                ),
+            );
         }
         if rule.min_score > rule.max_score {
-            never(self, format!("min_score {} > max_score {}", rule.min_score, rule.max_score));
+            never(
+                self,
+                format!(
+                    "min_score {} > max_score {}",
+                    rule.min_score, rule.max_score
+                ),
+            );
         }
-        if !rule.applies_to_auto && rule.applies_to_tiers == 0 && r.aliases.as_ref().is_some_and(Vec::is_empty) {
+        if !rule.applies_to_auto
+            && rule.applies_to_tiers == 0
+            && r.aliases.as_ref().is_some_and(Vec::is_empty)
+        {
             never(self, "`aliases` is empty".into());
         }
         let targets: Vec<usize> = match &rule.action {
-            Action::Tier(t) => models.iter().enumerate().filter(|(_, m)| m.tier == *t).map(|(i, _)| i).collect(),
+            Action::Tier(t) => models
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.tier == *t)
+                .map(|(i, _)| i)
+                .collect(),
             Action::Models(ids) => ids.clone(),
             Action::Split(arms) => arms.iter().map(|a| a.0).collect(),
         };
         let fits = targets.iter().filter_map(|&m| models.get(m)).any(|m| {
-            m.capabilities.contains_all(rule.capabilities) && m.context_window > rule.min_prompt_tokens
+            m.capabilities.contains_all(rule.capabilities)
+                && m.context_window > rule.min_prompt_tokens
         });
         if !targets.is_empty() && !fits {
-            never(self, "none of its models supports its capabilities and token range".into());
+            never(
+                self,
+                "none of its models supports its capabilities and token range".into(),
+            );
         }
-        if let Some(e) = earlier.iter().find(|e| e.always_matches() && e.covers_scope_of(rule)) {
-            let msg = format!("rule `{name}` is shadowed by rule `{}`, which matches every request", e.name);
-            self.warn(K::UnreachableRule, span_of(&r.name), format!("rules[{i}]"), msg);
+        if let Some(e) = earlier
+            .iter()
+            .find(|e| e.always_matches() && e.covers_scope_of(rule))
+        {
+            let msg = format!(
+                "rule `{name}` is shadowed by rule `{}`, which matches every request",
+                e.name
+            );
+            self.warn(
+                K::UnreachableRule,
+                span_of(&r.name),
+                format!("rules[{i}]"),
+                msg,
+            );
         }
     }
 
@@ -718,7 +913,10 @@ impl Checker<'_> {
                 let mut allowed = vec![false; model_count];
                 for (j, m) in list.iter().enumerate() {
                     let p = format!("{base}.models[{j}]");
-                    if let Some(slot) = self.model_ref(m, model_index, p, "tenant model").and_then(|i| allowed.get_mut(i)) {
+                    if let Some(slot) = self
+                        .model_ref(m, model_index, p, "tenant model")
+                        .and_then(|i| allowed.get_mut(i))
+                    {
                         *slot = true;
                     }
                 }
@@ -730,14 +928,26 @@ impl Checker<'_> {
                     match names.get(a.get_ref().as_str()) {
                         Some(target) => allowed.push(*target),
                         None => {
-                            let msg = format!("`{}` is not a routable name of this policy", a.get_ref());
-                            self.error(K::UnknownName, span_of(a), format!("{base}.aliases[{j}]"), msg);
+                            let msg =
+                                format!("`{}` is not a routable name of this policy", a.get_ref());
+                            self.error(
+                                K::UnknownName,
+                                span_of(a),
+                                format!("{base}.aliases[{j}]"),
+                                msg,
+                            );
                         }
                     }
                 }
                 allowed
             });
-            out.insert(name.get_ref().as_str().into(), Tenant { models, names: aliases });
+            out.insert(
+                name.get_ref().as_str().into(),
+                Tenant {
+                    models,
+                    names: aliases,
+                },
+            );
         }
         out
     }
@@ -774,8 +984,16 @@ fn canonical(p: &CompiledPolicy) -> Value {
         .models
         .iter()
         .map(|m| {
-            json!([m.id, m.provider, m.tier, m.context_window, m.max_output_tokens,
-                   m.capabilities.names(), m.input_per_mtok, m.output_per_mtok])
+            json!([
+                m.id,
+                m.provider,
+                m.tier,
+                m.context_window,
+                m.max_output_tokens,
+                m.capabilities.names(),
+                m.input_per_mtok,
+                m.output_per_mtok
+            ])
         })
         .collect();
     let rules: Vec<Value> = p
@@ -787,16 +1005,31 @@ fn canonical(p: &CompiledPolicy) -> Value {
                 Action::Models(m) => json!({"models": m}),
                 Action::Split(s) => json!({"split": s}),
             };
-            json!([r.name, r.applies_to_auto, r.applies_to_tiers, r.capabilities.names(),
-                   r.min_prompt_tokens, r.max_prompt_tokens, r.classes, r.min_score, r.max_score,
-                   r.pattern.and_then(|i| p.patterns.patterns().get(i)), r.tags, r.tenants, action])
+            json!([
+                r.name,
+                r.applies_to_auto,
+                r.applies_to_tiers,
+                r.capabilities.names(),
+                r.min_prompt_tokens,
+                r.max_prompt_tokens,
+                r.classes,
+                r.min_score,
+                r.max_score,
+                r.pattern.and_then(|i| p.patterns.patterns().get(i)),
+                r.tags,
+                r.tenants,
+                action
+            ])
         })
         .collect();
     let mut tenants: Vec<(&str, Value)> = p
         .tenants
         .iter()
         .map(|(name, t)| {
-            let names: Option<Vec<&str>> = t.names.as_ref().map(|n| n.iter().map(|t| p.target_name(*t)).collect());
+            let names: Option<Vec<&str>> = t
+                .names
+                .as_ref()
+                .map(|n| n.iter().map(|t| p.target_name(*t)).collect());
             (&**name, json!([t.models, names]))
         })
         .collect();
