@@ -1,0 +1,7 @@
+//! Arbitrary text as a policy file.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::policy(data));
