@@ -1,5 +1,7 @@
 //! The `fluxroute` command line: a thin layer over the library.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
