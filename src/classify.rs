@@ -235,7 +235,7 @@ impl<'p> Acc<'p, '_> {
         let Some(target) = policy.resolve(&name) else {
             let mut msg = format!("the model `{name}` does not exist");
             if let Some(hint) = crate::suggest(&name, policy.names.keys().map(|k| &**k)) {
-                msg.push_str(&format!("; did you mean `{hint}`?"));
+                msg.push_str(&format!("; did you mean `{hint}`"));
             }
             return Err(RouteError::new(ErrorCode::ModelNotFound, msg).with_param("model"));
         };

@@ -390,7 +390,7 @@ impl Checker<'_> {
         if found.is_none() {
             let mut msg = format!("{what} `{}` is not a catalog model", name.get_ref());
             if let Some(hint) = crate::suggest(name.get_ref(), index.keys().copied()) {
-                msg.push_str(&format!("; did you mean `{hint}`?"));
+                msg.push_str(&format!("; did you mean `{hint}`"));
             }
             self.error(K::UnknownModel, span_of(name), path, msg);
         }
