@@ -13,6 +13,7 @@ mod models;
 mod policy;
 mod route;
 mod router;
+mod simulate;
 
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
 pub use classify::{Complexity, RequestFeatures};
@@ -26,6 +27,7 @@ pub use policy::{
 };
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};
+pub use simulate::{Point, Progress, Report, Simulation, Tradeoff, open_log};
 
 /// The closest of `names` to `name`, when close enough to be a likely typo.
 pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {

@@ -40,6 +40,38 @@ enum Command {
         /// Request body file, or `-` for stdin (the default).
         file: Option<PathBuf>,
     },
+    /// Replay a JSONL request log (gzip or plain) and summarize cost, quality and model mix.
+    Simulate {
+        /// Policy file (default: the embedded default policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// A second policy to compare against.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// Write one `{"id", "decision"}` or `{"id", "error"}` line per record here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Summary format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Draw the two-model quality/cost curve as SVG (two-model evaluation sets only).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Tenant every record belongs to.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Tag attached to every record; repeat for several.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Backing model ids unavailable for the whole replay, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        unavailable: Vec<String>,
+        /// No progress on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+        /// The log: JSONL, plain or gzip; `-` for stdin.
+        log: PathBuf,
+    },
     /// Print the `/v1/models` body.
     Models {
         /// Policy file (default: the embedded default policy).
@@ -55,6 +87,12 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
 }
 
 /// An operational failure: message on stderr, exit 1.
@@ -85,6 +123,32 @@ fn main() -> ExitCode {
             explain,
             file.as_deref(),
         ),
+        Command::Simulate {
+            policy,
+            against,
+            out,
+            format,
+            plot,
+            tenant,
+            tags,
+            unavailable,
+            quiet,
+            log,
+        } => {
+            let args = SimulateArgs {
+                policy: policy.as_deref(),
+                against: against.as_deref(),
+                out: out.as_deref(),
+                format,
+                plot: plot.as_deref(),
+                tenant: tenant.as_deref(),
+                tags: &tags,
+                unavailable: &unavailable,
+                quiet,
+                log: &log,
+            };
+            simulate(&args)
+        }
         Command::Models { policy } => {
             load(policy.as_deref()).and_then(|p| print_json(&p.models()).map(|()| 0))
         }
@@ -227,4 +291,107 @@ fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {
         );
     }
     u8::from(failed)
+}
+
+struct SimulateArgs<'a> {
+    policy: Option<&'a Path>,
+    against: Option<&'a Path>,
+    out: Option<&'a Path>,
+    format: Format,
+    plot: Option<&'a Path>,
+    tenant: Option<&'a str>,
+    tags: &'a [String],
+    unavailable: &'a [String],
+    quiet: bool,
+    log: &'a Path,
+}
+
+fn simulate(args: &SimulateArgs<'_>) -> Result<u8, Failure> {
+    use std::io::IsTerminal;
+    use std::time::{Duration, Instant};
+
+    let policy = load(args.policy)?;
+    let against = args.against.map(|p| load(Some(p))).transpose()?;
+    let unavailable: Vec<&str> = unavailable_ids(&policy, args.unavailable);
+    let tags: Vec<&str> = args.tags.iter().map(String::as_str).collect();
+    let ctx = CallerContext {
+        tenant: args.tenant,
+        tags: &tags,
+        unavailable: &unavailable,
+    };
+    let (input, size) = fluxroute::open_log(args.log)
+        .map_err(|e| Failure(format!("cannot read {}: {e}", args.log.display())))?;
+    let mut out_file = match args.out {
+        Some(p) => Some(io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(p)
+                .map_err(|e| Failure(format!("cannot create {}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+    let mut sim = fluxroute::Simulation::new(&policy).context(ctx);
+    if let Some(b) = &against {
+        sim = sim.against(b);
+    }
+    let show = !args.quiet && io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut last = start;
+    let report = sim
+        .run(input, out_file.as_mut().map(|w| w as &mut dyn Write), |p| {
+            if show && last.elapsed() >= Duration::from_millis(250) {
+                last = Instant::now();
+                let rate = p.records as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                let pct = size.filter(|s| *s > 0).map_or(String::new(), |s| {
+                    format!(
+                        ", {:.1}% of {} MB",
+                        p.bytes as f64 * 100.0 / s as f64,
+                        s / 1_000_000
+                    )
+                });
+                eprint!("\r{} records, {:.0} records/s{pct}   ", p.records, rate);
+            }
+        })
+        .map_err(|e| Failure(format!("simulation failed: {e}")))?;
+    if show {
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "\r{} records in {secs:.2} s ({:.0} records/s)   ",
+            report.records(),
+            report.records() as f64 / secs.max(1e-9)
+        );
+    }
+    if let (Some(path), Some(t)) = (args.plot, report.tradeoff()) {
+        t.plot_svg(
+            path,
+            &format!("{} on {}", policy.name(), args.log.display()),
+        )
+        .map_err(Failure)?;
+    } else if let Some(path) = args.plot {
+        eprintln!(
+            "fluxroute: warning: no two-model evaluation set in the log; {} not drawn",
+            path.display()
+        );
+    }
+    match args.format {
+        Format::Json => print_json(&report.to_json())?,
+        Format::Table => print!("{}", report.to_table()),
+    }
+    Ok(0)
+}
+
+/// The `--unavailable` ids, warning about those the policy does not have.
+fn unavailable_ids<'a>(policy: &CompiledPolicy, ids: &'a [String]) -> Vec<&'a str> {
+    let ids: Vec<&str> = ids
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for id in &ids {
+        if !policy.model_ids().any(|m| m == *id) {
+            eprintln!(
+                "fluxroute: warning: --unavailable names `{id}`, which is not a model of this policy"
+            );
+        }
+    }
+    ids
 }
