@@ -6,13 +6,16 @@
 //! logprobs; long documents; tier, pinned, passthrough and retired model names; a few
 //! invalid lines, as real logs have.
 
+// Indices are always taken modulo the length.
+#![allow(clippy::indexing_slicing)]
+
 use std::fmt::Write as _;
 
 /// A small deterministic generator (xorshift64*), so the log is the same on every machine.
 pub struct Rng(u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -20,7 +23,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
@@ -155,7 +158,7 @@ fn request(rng: &mut Rng, i: usize) -> String {
 
 /// The whole log: `n` records, about 2% of them invalid lines.
 pub fn generate(n: usize) -> String {
-    let mut rng = Rng(0x5eed_f1u64);
+    let mut rng = Rng(0x005e_edf1_u64);
     let mut out = String::new();
     for i in 0..n {
         let line = match rng.below(50) {
