@@ -1,5 +1,7 @@
 //! Writes a realistic, deterministic request log for `fluxroute simulate` to stdout:
-//! `cargo run --example gen_traffic -- 1200 | gzip -9n > examples/traffic.jsonl.gz`.
+//! `cargo run --example gen_traffic -- 1200 | gzip -9n > examples/traffic.jsonl.gz`;
+//! `cargo run --example gen_traffic -- 1000000 short` writes only short records (a few hundred
+//! bytes each: no long documents), for throughput and memory measurements.
 //!
 //! Chat traffic of every kind: greetings, questions, explanations, code and debugging,
 //! step-by-step reasoning; tools, images, audio, files, JSON modes, reasoning effort and
@@ -101,7 +103,7 @@ fn escape(s: &str) -> String {
 }
 
 /// One record's request body as JSON text.
-fn request(rng: &mut Rng, i: usize) -> String {
+fn request(rng: &mut Rng, i: usize, short: bool) -> String {
     let roll = rng.below(100);
     let model = match roll {
         0..=69 => rng.pick(AUTO_NAMES),
@@ -127,7 +129,7 @@ fn request(rng: &mut Rng, i: usize) -> String {
         0 => format!(r#"[{{"type": "text", "text": "{}"}}, {{"type": "image_url", "image_url": {{"url": "https://example.com/img/{i}.png"}}}}]"#, escape(prompt)),
         1 => r#"[{"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZFZm10", "format": "wav"}}, {"type": "text", "text": "Transcribe and summarize."}]"#.to_owned(),
         2 => r#"[{"type": "file", "file": {"filename": "report.pdf", "file_data": "JVBERi0xLjQK"}}, {"type": "text", "text": "Summarize this report."}]"#.to_owned(),
-        3 => {
+        3 if !short => {
             // A long document: tens of thousands of tokens, sometimes past 150k.
             let paragraph = "The quarterly report covers revenue, churn, hiring and the roadmap for the next two quarters. ";
             let times = if rng.below(5) == 0 { 9000 } else { 200 + rng.below(1000) };
@@ -156,8 +158,8 @@ fn request(rng: &mut Rng, i: usize) -> String {
     )
 }
 
-/// The whole log: `n` records, about 2% of them invalid lines.
-pub fn generate(n: usize) -> String {
+/// The whole log: `n` records, about 6% of them invalid lines; `short` leaves out long documents.
+pub fn generate(n: usize, short: bool) -> String {
     let mut rng = Rng(0x005e_edf1_u64);
     let mut out = String::new();
     for i in 0..n {
@@ -165,9 +167,9 @@ pub fn generate(n: usize) -> String {
             0 => r#"{"id": "broken", "request": {"model": "flux-auto", "messages": [{"role": "user", "content": "cut off"#.to_owned(),
             1 => format!(r#"{{"id": "r{i}", "request": {{"model": "flux-auto", "messages": []}}}}"#),
             2 => format!(r#"{{"id": "r{i}", "request": {{"model": "gpt-5-turbo-max", "messages": [{{"role": "user", "content": "hi"}}]}}}}"#),
-            3..=9 => request(&mut rng, i),
+            3..=9 => request(&mut rng, i, short),
             _ => {
-                let body = request(&mut rng, i);
+                let body = request(&mut rng, i, short);
                 let usage = if rng.below(5) == 0 {
                     format!(r#", "usage": {{"prompt_tokens": {}, "completion_tokens": {}}}"#, 20 + rng.below(2000), 10 + rng.below(800))
                 } else {
@@ -188,5 +190,6 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1200);
-    print!("{}", generate(n));
+    let short = std::env::args().nth(2).is_some_and(|a| a == "short");
+    print!("{}", generate(n, short));
 }

@@ -453,7 +453,7 @@ fn the_sample_log_is_what_its_generator_writes() {
     .read_to_string(&mut text)
     .unwrap();
     assert!(
-        text == gen_traffic::generate(1200),
+        text == gen_traffic::generate(1200, false),
         "regenerate: cargo run --example gen_traffic -- 1200 | gzip -9n > examples/traffic.jsonl.gz"
     );
 }
