@@ -457,3 +457,24 @@ fn the_sample_log_is_what_its_generator_writes() {
         "regenerate: cargo run --example gen_traffic -- 1200 | gzip -9n > examples/traffic.jsonl.gz"
     );
 }
+
+#[test]
+fn an_overlong_line_is_skipped_and_counted_without_reading_it_whole() {
+    // The edge policy takes bodies of up to 2048 bytes; a line of 1 MB is skipped to its end.
+    let long = format!(
+        r#"{{"model": "tiny", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
+        "x".repeat(1 << 20)
+    );
+    let log = format!(
+        "{long}\n{}\n{}",
+        record("after", "tiny", "hi"),
+        "y".repeat(200_000)
+    );
+    let (s, out) = run(&edge(), &log);
+    assert_eq!(s["records"], 3);
+    assert_eq!(s["errors"]["request_too_large"], 2);
+    assert_eq!(s["error_lines"][0]["line"], 1);
+    assert_eq!(out[1]["id"], "after");
+    assert_eq!(out[1]["decision"]["model"], "tiny");
+    assert_eq!(out[2]["error"]["code"], "request_too_large");
+}

@@ -18,13 +18,15 @@ pub use tradeoff::{Point, Tradeoff};
 
 use crate::classify::Complexity;
 use crate::decision::round;
-use crate::error::RouteError;
+use crate::error::{ErrorCode, RouteError};
 use crate::policy::{CompiledPolicy, Mode};
 use crate::route::CallerContext;
 
 /// Records routed per batch: large enough to keep every core busy, small enough to keep
 /// memory flat.
 const BATCH: usize = 8192;
+/// A batch also ends once its lines hold this many bytes, so logs of large bodies stay flat too.
+const BATCH_BYTES: usize = 64 << 20;
 /// Example ids kept per changed from→to pair and for the report.
 const EXAMPLES: usize = 5;
 /// Error lines kept for the report.
@@ -149,18 +151,30 @@ impl<'a> Simulation<'a> {
         let mut bytes = 0u64;
         let mut done = false;
         let write_out = out.is_some();
+        // A record is its body plus a little wrapping (id, quality labels, usage).
+        let limit = |p: &CompiledPolicy| p.limits.max_body_bytes;
+        let cap = limit(self.policy)
+            .max(self.against.map_or(0, limit))
+            .saturating_add(1 << 16);
         while !done {
             lines.clear();
-            while lines.len() < BATCH {
-                let mut buf = String::new();
-                let n = read_line(&mut input, &mut buf)?;
-                if n == 0 {
-                    done = true;
-                    break;
-                }
+            let mut batch_bytes = 0;
+            while lines.len() < BATCH && batch_bytes < BATCH_BYTES {
+                let mut n = 0;
+                let read = read_line(&mut input, cap, &mut n)?;
                 bytes += n as u64;
+                batch_bytes += n;
+                let buf = match read {
+                    Read::End => {
+                        done = true;
+                        break;
+                    }
+                    Read::Line(buf) => buf,
+                    // Stands in for the skipped line: it fails as too large, with its number.
+                    Read::TooLong => String::new(),
+                };
                 line_no += 1;
-                if buf.trim().is_empty() {
+                if buf.trim().is_empty() && n <= cap {
                     report.blank_lines += 1;
                     continue;
                 }
@@ -168,7 +182,10 @@ impl<'a> Simulation<'a> {
             }
             let results: Vec<LineResult> = lines
                 .par_iter()
-                .map(|(n, text)| self.line(*n, text.trim_end_matches(['\n', '\r']), write_out))
+                .map(|(n, text)| match text.is_empty() {
+                    true => self.too_long(*n, cap, write_out),
+                    false => self.line(*n, text.trim_end_matches(['\n', '\r']), write_out),
+                })
                 .collect();
             for r in results {
                 if let (Some(w), Some(text)) = (out.as_mut(), &r.out) {
@@ -187,6 +204,33 @@ impl<'a> Simulation<'a> {
         }
         report.finish();
         Ok(report)
+    }
+
+    fn too_long(&self, line: u64, cap: usize, write_out: bool) -> LineResult {
+        let err = || {
+            RouteError::new(
+                ErrorCode::RequestTooLarge,
+                format!("line {line} is longer than {cap} bytes; skipped"),
+            )
+        };
+        let id = format!("line:{line}");
+        let out = write_out.then(|| {
+            let error = err()
+                .body()
+                .get_mut("error")
+                .map(Value::take)
+                .unwrap_or_default();
+            json!({"id": id, "error": error, "line": line}).to_string()
+        });
+        LineResult {
+            line,
+            id,
+            primary: Err(err()),
+            against: self.against.map(|_| Err(err())),
+            quality: Vec::new(),
+            out,
+            ignored: Vec::new(),
+        }
     }
 
     fn line(&self, line: u64, text: &str, write_out: bool) -> LineResult {
@@ -306,16 +350,52 @@ fn id_text(raw: &RawValue) -> Option<String> {
     }
 }
 
-/// Reads one line, replacing invalid UTF-8 rather than failing the run on it (the line then
-/// fails classification and is counted as an error).
-fn read_line<R: BufRead>(input: &mut R, buf: &mut String) -> io::Result<usize> {
+/// One line of the log, read with a cap on its length.
+enum Read {
+    End,
+    Line(String),
+    /// Longer than the cap: the rest of it was skipped.
+    TooLong,
+}
+
+/// Reads one line of at most `cap` bytes (longer lines are skipped to their end, so a log
+/// with no newlines cannot make the reader allocate without bound). Invalid UTF-8 is replaced
+/// rather than failing the run: such a line then fails classification and is counted.
+fn read_line<R: BufRead>(input: &mut R, cap: usize, consumed: &mut usize) -> io::Result<Read> {
     let mut bytes = Vec::new();
-    let n = input.read_until(b'\n', &mut bytes)?;
-    match String::from_utf8(bytes) {
-        Ok(s) => *buf = s,
-        Err(e) => *buf = String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    let mut too_long = false;
+    *consumed = 0;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long {
+            if bytes.len() + take > cap {
+                too_long = true;
+                bytes = Vec::new();
+            } else {
+                bytes.extend_from_slice(chunk.get(..take).unwrap_or_default());
+            }
+        }
+        input.consume(take);
+        *consumed += take;
+        if done {
+            break;
+        }
     }
-    Ok(n)
+    Ok(match (*consumed, too_long) {
+        (0, _) => Read::End,
+        (_, true) => Read::TooLong,
+        _ => Read::Line(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
+    })
 }
 
 /// Opens a log file or `-` (stdin), undoing gzip when the data starts with its magic bytes.
