@@ -163,6 +163,48 @@ impl CompiledPolicy {
     }
 }
 
+/// Visitor methods that reject the named JSON kinds through the visitor's own
+/// `wrong(kind)`, which records an `invalid_request` naming the parameter.
+macro_rules! reject {
+    ($de:lifetime; $($kind:ident),*) => { $(reject!(@ $de $kind);)* };
+    (@ $de:lifetime null) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(self.wrong("null"))
+        }
+    };
+    (@ $de:lifetime bool) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(self.wrong("a boolean"))
+        }
+    };
+    (@ $de:lifetime number) => {
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(self.wrong("a number"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(self.wrong("a number"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(self.wrong("a number"))
+        }
+    };
+    (@ $de:lifetime str) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(self.wrong("a string"))
+        }
+    };
+    (@ $de:lifetime seq) => {
+        fn visit_seq<A: SeqAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(self.wrong("an array"))
+        }
+    };
+    (@ $de:lifetime map) => {
+        fn visit_map<A: MapAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(self.wrong("an object"))
+        }
+    };
+}
+
 /// Why a classification stopped: the error is in `Acc::error`.
 fn stop<E: de::Error>(acc: &mut Acc<'_, '_>, err: RouteError) -> E {
     if acc.error.is_none() {
@@ -629,24 +671,7 @@ impl<'de> Visitor<'de> for ListOf<'_, '_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
         CountText { acc: self.acc }.visit_seq(seq)
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
-        Err(self.wrong("an object"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
-        Err(self.wrong("a string"))
-    }
+    reject!('de; bool, number, str, map);
 }
 
 impl ListOf<'_, '_, '_> {
@@ -705,47 +730,13 @@ impl<'de> Visitor<'de> for ResponseFormat<'_, '_, 'de> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(stop(
-            self.acc,
-            invalid(
-                "response_format",
-                "`response_format` must be an object".into(),
-            ),
-        ))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(stop(
-            self.acc,
-            invalid(
-                "response_format",
-                "`response_format` must be an object".into(),
-            ),
-        ))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(stop(
-            self.acc,
-            invalid(
-                "response_format",
-                "`response_format` must be an object".into(),
-            ),
-        ))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(stop(
-            self.acc,
-            invalid(
-                "response_format",
-                "`response_format` must be an object".into(),
-            ),
-        ))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.visit_f64(v as f64)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.visit_f64(v as f64)
+    reject!('de; bool, number, str, seq);
+}
+
+impl ResponseFormat<'_, '_, '_> {
+    fn wrong<E: de::Error>(self, kind: &str) -> E {
+        let msg = format!("`response_format` must be an object, got {kind}");
+        stop(self.acc, invalid("response_format", msg))
     }
 }
 
@@ -810,27 +801,7 @@ impl<'de> Visitor<'de> for MessagesSeed<'_, '_, 'de> {
         }
         Ok(count)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<u32, E> {
-        Err(self.wrong("null"))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u32, A::Error> {
-        Err(self.wrong("an object"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u32, E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u32, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u32, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u32, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<u32, E> {
-        Err(self.wrong("a string"))
-    }
+    reject!('de; null, bool, number, str, map);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -972,27 +943,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_, 'de> {
         Ok(())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.wrong("null"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.wrong("an array"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong("a string"))
-    }
+    reject!('de; null, bool, number, str, seq);
 }
 
 struct Content {
@@ -1070,21 +1021,7 @@ impl<'de> Visitor<'de> for ContentSeed<'_, '_, '_, 'de> {
         }
         Ok(true)
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
-        Err(self.wrong("an object"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Err(self.wrong("a number"))
-    }
+    reject!('de; bool, number, map);
 }
 
 /// One content part: `{"type": "text", "text": ...}`, `image_url`, `image`, `input_audio`,
@@ -1218,25 +1155,5 @@ impl<'de> Visitor<'de> for PartSeed<'_, '_, '_, 'de> {
         Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong("a string"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.wrong("null"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.wrong("an array"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
+    reject!('de; null, bool, number, str, seq);
 }

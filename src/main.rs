@@ -21,57 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Route one request body and print the decision as JSON.
-    Route {
-        /// Policy file (default: the embedded default policy).
-        #[arg(long)]
-        policy: Option<PathBuf>,
-        /// Tenant the request belongs to.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Tag attached by the host; repeat for several.
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// Backing model ids currently unavailable, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        unavailable: Vec<String>,
-        /// Add every rule and candidate with why it was kept or dropped.
-        #[arg(long)]
-        explain: bool,
-        /// Request body file, or `-` for stdin (the default).
-        file: Option<PathBuf>,
-    },
+    Route(RouteArgs),
     /// Replay a JSONL request log (gzip or plain) and summarize cost, quality and model mix.
-    Simulate {
-        /// Policy file (default: the embedded default policy).
-        #[arg(long)]
-        policy: Option<PathBuf>,
-        /// A second policy to compare against.
-        #[arg(long)]
-        against: Option<PathBuf>,
-        /// Write one `{"id", "decision"}` or `{"id", "error"}` line per record here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Summary format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Draw the two-model quality/cost curve as SVG (two-model evaluation sets only).
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Tenant every record belongs to.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Tag attached to every record; repeat for several.
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// Backing model ids unavailable for the whole replay, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        unavailable: Vec<String>,
-        /// No progress on stderr.
-        #[arg(long, short)]
-        quiet: bool,
-        /// The log: JSONL, plain or gzip; `-` for stdin.
-        log: PathBuf,
-    },
+    Simulate(SimulateArgs),
     /// Print the `/v1/models` body.
     Models {
         /// Policy file (default: the embedded default policy).
@@ -87,6 +39,82 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct RouteArgs {
+    /// Policy file (default: the embedded default policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    #[command(flatten)]
+    caller: CallerArgs,
+    /// Add every rule and candidate with why it was kept or dropped.
+    #[arg(long)]
+    explain: bool,
+    /// Request body file, or `-` for stdin (the default).
+    file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Policy file (default: the embedded default policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// A second policy to compare against.
+    #[arg(long)]
+    against: Option<PathBuf>,
+    /// Write one `{"id", "decision"}` or `{"id", "error"}` line per record here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Draw the two-model quality/cost curve as SVG (two-model evaluation sets only).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    caller: CallerArgs,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// The log: JSONL, plain or gzip; `-` for stdin.
+    log: PathBuf,
+}
+
+/// What the host knows about the caller (every request of a `simulate` run alike).
+#[derive(clap::Args)]
+struct CallerArgs {
+    /// Tenant the requests belong to.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Tag attached by the host; repeat for several.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Backing model ids currently unavailable, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    unavailable: Vec<String>,
+}
+
+impl CallerArgs {
+    /// The tags and unavailable ids as `CallerContext` borrows them, warning about ids the
+    /// policy does not have.
+    fn views(&self, policy: &CompiledPolicy) -> (Vec<&str>, Vec<&str>) {
+        let tags = self.tags.iter().map(String::as_str).collect();
+        let unavailable: Vec<&str> = self
+            .unavailable
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for id in &unavailable {
+            if !policy.model_ids().any(|m| m == *id) {
+                eprintln!(
+                    "fluxroute: warning: --unavailable names `{id}`, which is not a model of this policy"
+                );
+            }
+        }
+        (tags, unavailable)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,47 +136,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Route {
-            policy,
-            tenant,
-            tags,
-            unavailable,
-            explain,
-            file,
-        } => route(
-            policy.as_deref(),
-            tenant.as_deref(),
-            &tags,
-            &unavailable,
-            explain,
-            file.as_deref(),
-        ),
-        Command::Simulate {
-            policy,
-            against,
-            out,
-            format,
-            plot,
-            tenant,
-            tags,
-            unavailable,
-            quiet,
-            log,
-        } => {
-            let args = SimulateArgs {
-                policy: policy.as_deref(),
-                against: against.as_deref(),
-                out: out.as_deref(),
-                format,
-                plot: plot.as_deref(),
-                tenant: tenant.as_deref(),
-                tags: &tags,
-                unavailable: &unavailable,
-                quiet,
-                log: &log,
-            };
-            simulate(&args)
-        }
+        Command::Route(args) => route(&args),
+        Command::Simulate(args) => simulate(&args),
         Command::Models { policy } => {
             load(policy.as_deref()).and_then(|p| print_json(&p.models()).map(|()| 0))
         }
@@ -198,34 +187,15 @@ fn read_body(file: Option<&Path>, limit: usize) -> Result<Vec<u8>, Failure> {
     Ok(body)
 }
 
-fn route(
-    policy: Option<&Path>,
-    tenant: Option<&str>,
-    tags: &[String],
-    unavailable: &[String],
-    explain: bool,
-    file: Option<&Path>,
-) -> Result<u8, Failure> {
-    let policy = load(policy)?;
-    let unavailable: Vec<&str> = unavailable
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for id in &unavailable {
-        if !policy.model_ids().any(|m| m == *id) {
-            eprintln!(
-                "fluxroute: warning: --unavailable names `{id}`, which is not a model of this policy"
-            );
-        }
-    }
-    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+fn route(args: &RouteArgs) -> Result<u8, Failure> {
+    let policy = load(args.policy.as_deref())?;
+    let (tags, unavailable) = args.caller.views(&policy);
     let ctx = CallerContext {
-        tenant,
+        tenant: args.caller.tenant.as_deref(),
         tags: &tags,
         unavailable: &unavailable,
     };
-    let body = read_body(file, policy.max_body_bytes())?;
+    let body = read_body(args.file.as_deref(), policy.max_body_bytes())?;
     let features = match policy.classify(&body) {
         Ok(f) => f,
         Err(e) => return print_error(&e).map(|()| 2),
@@ -233,7 +203,7 @@ fn route(
     match policy.route(&features, &ctx) {
         Ok(decision) => {
             let mut out = decision.to_json();
-            if explain {
+            if args.explain {
                 if let Some(obj) = out.as_object_mut() {
                     obj.insert("explain".into(), policy.explain(&features, &ctx));
                 }
@@ -242,7 +212,7 @@ fn route(
         }
         Err(e) => {
             let mut out = error_json(&e);
-            if explain {
+            if args.explain {
                 if let Some(obj) = out.as_object_mut() {
                     obj.insert("explain".into(), policy.explain(&features, &ctx));
                 }
@@ -293,35 +263,21 @@ fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {
     u8::from(failed)
 }
 
-struct SimulateArgs<'a> {
-    policy: Option<&'a Path>,
-    against: Option<&'a Path>,
-    out: Option<&'a Path>,
-    format: Format,
-    plot: Option<&'a Path>,
-    tenant: Option<&'a str>,
-    tags: &'a [String],
-    unavailable: &'a [String],
-    quiet: bool,
-    log: &'a Path,
-}
-
-fn simulate(args: &SimulateArgs<'_>) -> Result<u8, Failure> {
+fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
     use std::io::IsTerminal;
     use std::time::{Duration, Instant};
 
-    let policy = load(args.policy)?;
-    let against = args.against.map(|p| load(Some(p))).transpose()?;
-    let unavailable: Vec<&str> = unavailable_ids(&policy, args.unavailable);
-    let tags: Vec<&str> = args.tags.iter().map(String::as_str).collect();
+    let policy = load(args.policy.as_deref())?;
+    let against = args.against.as_deref().map(|p| load(Some(p))).transpose()?;
+    let (tags, unavailable) = args.caller.views(&policy);
     let ctx = CallerContext {
-        tenant: args.tenant,
+        tenant: args.caller.tenant.as_deref(),
         tags: &tags,
         unavailable: &unavailable,
     };
-    let (input, size) = fluxroute::open_log(args.log)
+    let (input, size) = fluxroute::open_log(&args.log)
         .map_err(|e| Failure(format!("cannot read {}: {e}", args.log.display())))?;
-    let mut out_file = match args.out {
+    let mut out_file = match &args.out {
         Some(p) => Some(io::BufWriter::with_capacity(
             1 << 20,
             std::fs::File::create(p)
@@ -360,13 +316,13 @@ fn simulate(args: &SimulateArgs<'_>) -> Result<u8, Failure> {
             report.records() as f64 / secs.max(1e-9)
         );
     }
-    if let (Some(path), Some(t)) = (args.plot, report.tradeoff()) {
+    if let (Some(path), Some(t)) = (&args.plot, report.tradeoff()) {
         t.plot_svg(
             path,
             &format!("{} on {}", policy.name(), args.log.display()),
         )
         .map_err(Failure)?;
-    } else if let Some(path) = args.plot {
+    } else if let Some(path) = &args.plot {
         eprintln!(
             "fluxroute: warning: no two-model evaluation set in the log; {} not drawn",
             path.display()
@@ -377,21 +333,4 @@ fn simulate(args: &SimulateArgs<'_>) -> Result<u8, Failure> {
         Format::Table => print!("{}", report.to_table()),
     }
     Ok(0)
-}
-
-/// The `--unavailable` ids, warning about those the policy does not have.
-fn unavailable_ids<'a>(policy: &CompiledPolicy, ids: &'a [String]) -> Vec<&'a str> {
-    let ids: Vec<&str> = ids
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for id in &ids {
-        if !policy.model_ids().any(|m| m == *id) {
-            eprintln!(
-                "fluxroute: warning: --unavailable names `{id}`, which is not a model of this policy"
-            );
-        }
-    }
-    ids
 }
