@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A feature a request needs from the model that serves it.
 ///
@@ -155,6 +155,13 @@ impl CapabilitySet {
     /// The capability names in canonical order.
     pub fn names(self) -> Vec<&'static str> {
         self.iter().map(Capability::as_str).collect()
+    }
+}
+
+/// Serialized as the list of names, in canonical order.
+impl Serialize for CapabilitySet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(Capability::as_str))
     }
 }
 

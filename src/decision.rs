@@ -1,6 +1,9 @@
 //! The decision: which model serves a request and why, with its headers and JSON form.
 
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::capability::CapabilitySet;
 
 use crate::classify::RequestFeatures;
 use crate::policy::{CompiledPolicy, MAX_FALLBACKS, Mode, TargetKind};
@@ -179,34 +182,92 @@ impl<'p> Decision<'p> {
         ]
     }
 
-    /// The decision as the SPEC's JSON object.
+    /// The decision as the SPEC's JSON object (see [`Serialize`] for writing it directly).
     pub fn to_json(&self) -> Value {
-        let f = &self.features;
-        let headers: serde_json::Map<String, Value> = self
-            .headers()
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-            .collect();
-        json!({
-            "requested": self.requested(),
-            "mode": self.mode().as_str(),
-            "model": self.model(),
-            "routed": self.routed(),
-            "tier": self.tier(),
-            "rule": self.rule(),
-            "headers": headers,
-            "features": {
-                "prompt_tokens": f.prompt_tokens,
-                "max_output_tokens": f.max_output_tokens,
-                "capabilities": f.capabilities.names(),
-                "complexity": f.complexity.as_str(),
-                "complexity_score": round(f64::from(f.complexity_score), 4),
-            },
-            "estimated_cost_usd": round(self.choice.cost, 9),
-            "fallbacks": self.fallbacks().collect::<Vec<_>>(),
-            "policy": {"name": self.policy.name, "fingerprint": self.policy.fingerprint},
-        })
+        serde_json::to_value(self).unwrap_or_default()
     }
+}
+
+/// The SPEC's decision object, serialized straight from the decision (no intermediate tree).
+impl Serialize for Decision<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let f = &self.features;
+        View {
+            requested: self.requested(),
+            mode: self.mode().as_str(),
+            model: self.model(),
+            routed: self.routed(),
+            tier: self.tier(),
+            rule: self.rule(),
+            headers: HeadersView {
+                model: self.model(),
+                routed: if self.routed() { "true" } else { "false" },
+                policy: &self.policy.header,
+            },
+            features: FeaturesView {
+                prompt_tokens: f.prompt_tokens,
+                max_output_tokens: f.max_output_tokens,
+                capabilities: f.capabilities,
+                complexity: f.complexity.as_str(),
+                complexity_score: round(f64::from(f.complexity_score), 4),
+            },
+            estimated_cost_usd: round(self.choice.cost, 9),
+            fallbacks: FallbacksView(self),
+            policy: PolicyView {
+                name: &self.policy.name,
+                fingerprint: &self.policy.fingerprint,
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+#[derive(Serialize)]
+struct View<'a> {
+    requested: &'a str,
+    mode: &'static str,
+    model: &'a str,
+    routed: bool,
+    tier: &'a str,
+    rule: Option<&'a str>,
+    headers: HeadersView<'a>,
+    features: FeaturesView,
+    estimated_cost_usd: f64,
+    fallbacks: FallbacksView<'a>,
+    policy: PolicyView<'a>,
+}
+
+#[derive(Serialize)]
+struct HeadersView<'a> {
+    #[serde(rename = "X-Flux-Model")]
+    model: &'a str,
+    #[serde(rename = "X-Flux-Routed")]
+    routed: &'static str,
+    #[serde(rename = "X-Flux-Policy")]
+    policy: &'a str,
+}
+
+#[derive(Serialize)]
+struct FeaturesView {
+    prompt_tokens: u32,
+    max_output_tokens: Option<u32>,
+    capabilities: CapabilitySet,
+    complexity: &'static str,
+    complexity_score: f64,
+}
+
+struct FallbacksView<'a>(&'a Decision<'a>);
+
+impl Serialize for FallbacksView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.fallbacks())
+    }
+}
+
+#[derive(Serialize)]
+struct PolicyView<'a> {
+    name: &'a str,
+    fingerprint: &'a str,
 }
 
 /// Rounds for display; decisions keep full precision.

@@ -31,9 +31,14 @@ pub use simulate::{Point, Progress, Report, Simulation, Tradeoff, open_log};
 
 /// The closest of `names` to `name`, when close enough to be a likely typo.
 pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).clamp(1, 4);
+    let len = name.chars().count();
+    let limit = (len / 3).clamp(1, 4);
     names
-        .map(|n| (strsim::damerau_levenshtein(name, n), n))
+        // Names whose lengths differ by more than the limit cannot be within it.
+        .filter(|n| {
+            n.len().abs_diff(name.len()) <= limit * 4 && n.chars().count().abs_diff(len) <= limit
+        })
+        .map(|n| (strsim::osa_distance(name, n), n))
         .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, n)| n)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use rayon::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -146,7 +146,7 @@ impl<'a> Simulation<'a> {
         mut progress: impl FnMut(Progress),
     ) -> io::Result<Report> {
         let mut report = Report::new(self.policy, self.against);
-        let mut lines: Vec<(u64, String)> = Vec::with_capacity(BATCH);
+        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(BATCH);
         let mut line_no = 0u64;
         let mut bytes = 0u64;
         let mut done = false;
@@ -171,10 +171,10 @@ impl<'a> Simulation<'a> {
                     }
                     Read::Line(buf) => buf,
                     // Stands in for the skipped line: it fails as too large, with its number.
-                    Read::TooLong => String::new(),
+                    Read::TooLong => Vec::new(),
                 };
                 line_no += 1;
-                if buf.trim().is_empty() && n <= cap {
+                if buf.iter().all(u8::is_ascii_whitespace) && n <= cap {
                     report.blank_lines += 1;
                     continue;
                 }
@@ -184,7 +184,7 @@ impl<'a> Simulation<'a> {
                 .par_iter()
                 .map(|(n, text)| match text.is_empty() {
                     true => self.too_long(*n, cap, write_out),
-                    false => self.line(*n, text.trim_end_matches(['\n', '\r']), write_out),
+                    false => self.line(*n, trim_newline(text), write_out),
                 })
                 .collect();
             for r in results {
@@ -214,14 +214,7 @@ impl<'a> Simulation<'a> {
             )
         };
         let id = format!("line:{line}");
-        let out = write_out.then(|| {
-            let error = err()
-                .body()
-                .get_mut("error")
-                .map(Value::take)
-                .unwrap_or_default();
-            json!({"id": id, "error": error, "line": line}).to_string()
-        });
+        let out = write_out.then(|| error_line(&id, line, &err()));
         LineResult {
             line,
             id,
@@ -233,14 +226,14 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn line(&self, line: u64, text: &str, write_out: bool) -> LineResult {
+    fn line(&self, line: u64, text: &[u8], write_out: bool) -> LineResult {
         let mut ignored = Vec::new();
-        let wrapper = serde_json::from_str::<Wrapper<'_>>(text).ok();
+        let wrapper = serde_json::from_slice::<Wrapper<'_>>(text).ok();
         let (id, body, quality, usage) = match &wrapper {
             Some(w) if w.request.is_some() => (
                 w.id.and_then(id_text)
                     .unwrap_or_else(|| format!("line:{line}")),
-                w.request.map_or(text, RawValue::get),
+                w.request.map_or(text, |r| r.get().as_bytes()),
                 w.quality,
                 w.usage,
             ),
@@ -272,21 +265,15 @@ impl<'a> Simulation<'a> {
             }
             parsed
         });
-        let (primary, primary_json) =
-            self.route(self.policy, body.as_bytes(), usage.as_ref(), write_out);
+        let (primary, out) = self.route(
+            self.policy,
+            body,
+            usage.as_ref(),
+            write_out.then_some((&id, line)),
+        );
         let against = self
             .against
-            .map(|p| self.route(p, body.as_bytes(), usage.as_ref(), false).0);
-        let out = primary_json.map(|v| {
-            let key = if primary.is_ok() { "decision" } else { "error" };
-            let mut record = serde_json::Map::new();
-            record.insert("id".into(), Value::from(id.as_str()));
-            record.insert(key.into(), v);
-            if primary.is_err() {
-                record.insert("line".into(), Value::from(line));
-            }
-            Value::Object(record).to_string()
-        });
+            .map(|p| self.route(p, body, usage.as_ref(), None).0);
         LineResult {
             line,
             id,
@@ -298,13 +285,15 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// Routes one body under `policy`; with `out` (the record's id and line), also writes its
+    /// `--out` line.
     fn route(
         &self,
         policy: &CompiledPolicy,
         body: &[u8],
         usage: Option<&Usage>,
-        json: bool,
-    ) -> (Outcome, Option<Value>) {
+        out: Option<(&str, u64)>,
+    ) -> (Outcome, Option<String>) {
         let decided = policy
             .classify(body)
             .and_then(|f| policy.route(&f, &self.ctx));
@@ -326,19 +315,33 @@ impl<'a> Simulation<'a> {
                     score: f.complexity_score,
                     cost,
                 };
-                (Ok(served), json.then(|| d.to_json()))
+                let line = out.and_then(|(id, _)| {
+                    serde_json::to_string(&DecisionLine { id, decision: d }).ok()
+                });
+                (Ok(served), line)
             }
             Err(e) => {
-                let body = json.then(|| {
-                    e.body()
-                        .get_mut("error")
-                        .map(Value::take)
-                        .unwrap_or_default()
-                });
-                (Err(e), body)
+                let line = out.map(|(id, line)| error_line(id, line, &e));
+                (Err(e), line)
             }
         }
     }
+}
+
+#[derive(Serialize)]
+struct DecisionLine<'a> {
+    id: &'a str,
+    decision: crate::Decision<'a>,
+}
+
+/// `{"id", "error", "line"}` for `--out`.
+fn error_line(id: &str, line: u64, e: &RouteError) -> String {
+    let error = e
+        .body()
+        .get_mut("error")
+        .map(Value::take)
+        .unwrap_or_default();
+    json!({"id": id, "error": error, "line": line}).to_string()
 }
 
 /// A record's id as text: a string as is, a number as written.
@@ -350,17 +353,24 @@ fn id_text(raw: &RawValue) -> Option<String> {
     }
 }
 
+fn trim_newline(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    line
+}
+
 /// One line of the log, read with a cap on its length.
 enum Read {
     End,
-    Line(String),
+    Line(Vec<u8>),
     /// Longer than the cap: the rest of it was skipped.
     TooLong,
 }
 
 /// Reads one line of at most `cap` bytes (longer lines are skipped to their end, so a log
-/// with no newlines cannot make the reader allocate without bound). Invalid UTF-8 is replaced
-/// rather than failing the run: such a line then fails classification and is counted.
+/// with no newlines cannot make the reader allocate without bound). Bytes are kept as read:
+/// a line that is not UTF-8 fails classification as `invalid_json` and is counted.
 fn read_line<R: BufRead>(input: &mut R, cap: usize, consumed: &mut usize) -> io::Result<Read> {
     let mut bytes = Vec::new();
     let mut too_long = false;
@@ -391,10 +401,7 @@ fn read_line<R: BufRead>(input: &mut R, cap: usize, consumed: &mut usize) -> io:
     Ok(match (*consumed, too_long) {
         (0, _) => Read::End,
         (_, true) => Read::TooLong,
-        _ => Read::Line(
-            String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        ),
+        _ => Read::Line(bytes),
     })
 }
 
