@@ -33,13 +33,40 @@ pub use simulate::{Point, Progress, Report, Simulation, Tradeoff, open_log};
 pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let len = name.chars().count();
     let limit = (len / 3).clamp(1, 4);
+    let bag = ByteBag::of(name);
     names
-        // Names whose lengths differ by more than the limit cannot be within it.
+        // Cheap lower bounds first: the length difference, and how many bytes one name has
+        // that the other lacks (each edit changes at most one character, of up to 4 bytes).
         .filter(|n| {
-            n.len().abs_diff(name.len()) <= limit * 4 && n.chars().count().abs_diff(len) <= limit
+            n.chars().count().abs_diff(len) <= limit && bag.distance(&ByteBag::of(n)) <= 4 * limit
         })
         .map(|n| (strsim::osa_distance(name, n), n))
         .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, n)| n)
+}
+
+/// How often each byte occurs in a string.
+struct ByteBag([u8; 256]);
+
+impl ByteBag {
+    fn of(s: &str) -> Self {
+        let mut counts = [0u8; 256];
+        for &b in s.as_bytes() {
+            if let Some(c) = counts.get_mut(usize::from(b)) {
+                *c = c.saturating_add(1);
+            }
+        }
+        ByteBag(counts)
+    }
+
+    /// The larger of the bytes one has beyond the other, either way round.
+    fn distance(&self, other: &ByteBag) -> usize {
+        let (mut more, mut less) = (0usize, 0usize);
+        for (a, b) in self.0.iter().zip(other.0.iter()) {
+            more += usize::from(a.saturating_sub(*b));
+            less += usize::from(b.saturating_sub(*a));
+        }
+        more.max(less)
+    }
 }

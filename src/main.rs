@@ -293,20 +293,24 @@ fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
     let start = Instant::now();
     let mut last = start;
     let report = sim
-        .run(input, out_file.as_mut().map(|w| w as &mut dyn Write), |p| {
-            if show && last.elapsed() >= Duration::from_millis(250) {
-                last = Instant::now();
-                let rate = p.records as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                let pct = size.filter(|s| *s > 0).map_or(String::new(), |s| {
-                    format!(
-                        ", {:.1}% of {} MB",
-                        p.bytes as f64 * 100.0 / s as f64,
-                        s / 1_000_000
-                    )
-                });
-                eprint!("\r{} records, {:.0} records/s{pct}   ", p.records, rate);
-            }
-        })
+        .run(
+            input,
+            out_file.as_mut().map(|w| w as &mut (dyn Write + Send)),
+            |p| {
+                if show && last.elapsed() >= Duration::from_millis(250) {
+                    last = Instant::now();
+                    let rate = p.records as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                    let pct = size.filter(|s| *s > 0).map_or(String::new(), |s| {
+                        format!(
+                            ", {:.1}% of {} MB",
+                            p.bytes as f64 * 100.0 / s as f64,
+                            s / 1_000_000
+                        )
+                    });
+                    eprint!("\r{} records, {:.0} records/s{pct}   ", p.records, rate);
+                }
+            },
+        )
         .map_err(|e| Failure(format!("simulation failed: {e}")))?;
     if show {
         let secs = start.elapsed().as_secs_f64();

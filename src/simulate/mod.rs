@@ -139,69 +139,63 @@ impl<'a> Simulation<'a> {
     /// Replays `input` (JSONL; gzip is the caller's to undo, see [`open_log`]), writing one
     /// `{"id", "decision"}` or `{"id", "error"}` line per record to `out` in input order.
     /// Bad lines are counted with their line number; only I/O errors stop the run.
-    pub fn run<R: BufRead>(
+    ///
+    /// A pipeline: while the cores route one batch, this thread merges the batch before it
+    /// into the report (and `out`) and reads the batch after it.
+    pub fn run<R: BufRead + Send>(
         &self,
-        mut input: R,
-        mut out: Option<&mut dyn Write>,
-        mut progress: impl FnMut(Progress),
+        input: R,
+        out: Option<&mut (dyn Write + Send)>,
+        mut progress: impl FnMut(Progress) + Send,
     ) -> io::Result<Report> {
-        let mut report = Report::new(self.policy, self.against);
-        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(BATCH);
-        let mut line_no = 0u64;
-        let mut bytes = 0u64;
-        let mut done = false;
-        let write_out = out.is_some();
         // A record is its body plus a little wrapping (id, quality labels, usage).
         let limit = |p: &CompiledPolicy| p.limits.max_body_bytes;
         let cap = limit(self.policy)
             .max(self.against.map_or(0, limit))
             .saturating_add(1 << 16);
-        while !done {
-            lines.clear();
-            let mut batch_bytes = 0;
-            while lines.len() < BATCH && batch_bytes < BATCH_BYTES {
-                let mut n = 0;
-                let read = read_line(&mut input, cap, &mut n)?;
-                bytes += n as u64;
-                batch_bytes += n;
-                let buf = match read {
-                    Read::End => {
-                        done = true;
-                        break;
-                    }
-                    Read::Line(buf) => buf,
-                    // Stands in for the skipped line: it fails as too large, with its number.
-                    Read::TooLong => Vec::new(),
-                };
-                line_no += 1;
-                if buf.iter().all(u8::is_ascii_whitespace) && n <= cap {
-                    report.blank_lines += 1;
-                    continue;
-                }
-                lines.push((line_no, buf));
-            }
-            let results: Vec<LineResult> = lines
-                .par_iter()
-                .map(|(n, text)| match text.is_empty() {
-                    true => self.too_long(*n, cap, write_out),
-                    false => self.line(*n, trim_newline(text), write_out),
-                })
-                .collect();
-            for r in results {
-                if let (Some(w), Some(text)) = (out.as_mut(), &r.out) {
-                    w.write_all(text.as_bytes())?;
-                    w.write_all(b"\n")?;
-                }
-                report.add(r);
-            }
-            progress(Progress {
-                records: report.records,
-                bytes,
-            });
+        let write_out = out.is_some();
+        let mut reader = LogReader {
+            input,
+            cap,
+            line: 0,
+            bytes: 0,
+            blank: 0,
+            done: false,
+        };
+        let mut sink = Sink {
+            out,
+            report: Report::new(self.policy, self.against),
+        };
+        let mut batch = reader.batch()?;
+        let mut routed: Vec<LineResult> = Vec::new();
+        while !(batch.is_empty() && routed.is_empty()) {
+            let (next_routed, next_batch) = rayon::join(
+                || {
+                    batch
+                        .par_iter()
+                        .map(|(n, text)| match text.is_empty() {
+                            true => self.too_long(*n, cap, write_out),
+                            false => self.line(*n, trim_newline(text), write_out),
+                        })
+                        .collect::<Vec<_>>()
+                },
+                || -> io::Result<_> {
+                    sink.merge(std::mem::take(&mut routed))?;
+                    progress(Progress {
+                        records: sink.report.records,
+                        bytes: reader.bytes,
+                    });
+                    reader.batch()
+                },
+            );
+            routed = next_routed;
+            batch = next_batch?;
         }
-        if let Some(w) = out.as_mut() {
+        if let Some(w) = sink.out.as_mut() {
             w.flush()?;
         }
+        let mut report = sink.report;
+        report.blank_lines = reader.blank;
         report.finish();
         Ok(report)
     }
@@ -358,6 +352,64 @@ fn trim_newline(mut line: &[u8]) -> &[u8] {
         line = rest;
     }
     line
+}
+
+/// Reads the log a batch at a time.
+struct LogReader<R> {
+    input: R,
+    cap: usize,
+    line: u64,
+    bytes: u64,
+    blank: u64,
+    done: bool,
+}
+
+impl<R: BufRead> LogReader<R> {
+    /// The next batch of non-blank lines with their numbers; empty at the end. An over-long
+    /// line stands in as an empty one: it fails as too large, with its number.
+    fn batch(&mut self) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        let mut lines = Vec::with_capacity(if self.done { 0 } else { BATCH });
+        let mut batch_bytes = 0;
+        while !self.done && lines.len() < BATCH && batch_bytes < BATCH_BYTES {
+            let mut n = 0;
+            let buf = match read_line(&mut self.input, self.cap, &mut n)? {
+                Read::End => {
+                    self.done = true;
+                    break;
+                }
+                Read::Line(buf) => buf,
+                Read::TooLong => Vec::new(),
+            };
+            self.bytes += n as u64;
+            batch_bytes += n;
+            self.line += 1;
+            if buf.iter().all(u8::is_ascii_whitespace) && n <= self.cap {
+                self.blank += 1;
+                continue;
+            }
+            lines.push((self.line, buf));
+        }
+        Ok(lines)
+    }
+}
+
+/// Where routed records go, in input order.
+struct Sink<'o> {
+    out: Option<&'o mut (dyn Write + Send)>,
+    report: Report,
+}
+
+impl Sink<'_> {
+    fn merge(&mut self, routed: Vec<LineResult>) -> io::Result<()> {
+        for r in routed {
+            if let (Some(w), Some(text)) = (self.out.as_mut(), &r.out) {
+                w.write_all(text.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+            self.report.add(r);
+        }
+        Ok(())
+    }
 }
 
 /// One line of the log, read with a cap on its length.
