@@ -30,7 +30,14 @@ impl TokenEstimator {
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
             let (kind, weight, step) = if b.is_ascii() {
-                (ASCII_RUNS.get(usize::from(b)).copied().unwrap_or(Run::Punct), 1, 1)
+                (
+                    ASCII_RUNS
+                        .get(usize::from(b))
+                        .copied()
+                        .unwrap_or(Run::Punct),
+                    1,
+                    1,
+                )
             } else {
                 let c = text
                     .get(i..)

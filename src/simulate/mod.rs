@@ -172,10 +172,14 @@ impl<'a> Simulation<'a> {
             let (next_routed, next_batch) = rayon::join(
                 || {
                     batch
+                        .lines
                         .par_iter()
-                        .map(|(n, text)| match text.is_empty() {
-                            true => self.too_long(*n, cap, write_out),
-                            false => self.line(*n, trim_newline(text), write_out),
+                        .map(|(n, range)| match range {
+                            None => self.too_long(*n, cap, write_out),
+                            Some(r) => {
+                                let text = batch.data.get(r.clone()).unwrap_or_default();
+                                self.line(*n, trim_newline(text), write_out)
+                            }
                         })
                         .collect::<Vec<_>>()
                 },
@@ -365,31 +369,53 @@ struct LogReader<R> {
 }
 
 impl<R: BufRead> LogReader<R> {
-    /// The next batch of non-blank lines with their numbers; empty at the end. An over-long
-    /// line stands in as an empty one: it fails as too large, with its number.
-    fn batch(&mut self) -> io::Result<Vec<(u64, Vec<u8>)>> {
-        let mut lines = Vec::with_capacity(if self.done { 0 } else { BATCH });
-        let mut batch_bytes = 0;
-        while !self.done && lines.len() < BATCH && batch_bytes < BATCH_BYTES {
+    /// The next batch of non-blank lines with their numbers; empty at the end.
+    fn batch(&mut self) -> io::Result<Batch> {
+        let mut batch = Batch::default();
+        while !self.done && batch.lines.len() < BATCH && batch.data.len() < BATCH_BYTES {
             let mut n = 0;
-            let buf = match read_line(&mut self.input, self.cap, &mut n)? {
+            let range = match read_line(&mut self.input, self.cap, &mut batch.data, &mut n)? {
                 Read::End => {
                     self.done = true;
                     break;
                 }
-                Read::Line(buf) => buf,
-                Read::TooLong => Vec::new(),
+                Read::Line(range) => Some(range),
+                Read::TooLong => None,
             };
             self.bytes += n as u64;
-            batch_bytes += n;
             self.line += 1;
-            if buf.iter().all(u8::is_ascii_whitespace) && n <= self.cap {
+            let blank = range.as_ref().is_some_and(|r| {
+                batch
+                    .data
+                    .get(r.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .all(u8::is_ascii_whitespace)
+            });
+            if blank {
                 self.blank += 1;
+                if let Some(r) = range {
+                    batch.data.truncate(r.start);
+                }
                 continue;
             }
-            lines.push((self.line, buf));
+            batch.lines.push((self.line, range));
         }
-        Ok(lines)
+        Ok(batch)
+    }
+}
+
+/// Lines read together: one buffer, and each line's number and range in it (`None`: the line
+/// was longer than the cap and skipped).
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    lines: Vec<(u64, Option<std::ops::Range<usize>>)>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty()
     }
 }
 
@@ -415,16 +441,22 @@ impl Sink<'_> {
 /// One line of the log, read with a cap on its length.
 enum Read {
     End,
-    Line(Vec<u8>),
+    /// The line (with its newline) is the given range of the batch's buffer.
+    Line(std::ops::Range<usize>),
     /// Longer than the cap: the rest of it was skipped.
     TooLong,
 }
 
-/// Reads one line of at most `cap` bytes (longer lines are skipped to their end, so a log
-/// with no newlines cannot make the reader allocate without bound). Bytes are kept as read:
-/// a line that is not UTF-8 fails classification as `invalid_json` and is counted.
-fn read_line<R: BufRead>(input: &mut R, cap: usize, consumed: &mut usize) -> io::Result<Read> {
-    let mut bytes = Vec::new();
+/// Reads one line of at most `cap` bytes onto the end of `buf` (longer lines are skipped to
+/// their end, so a log with no newlines cannot make the reader allocate without bound).
+/// Bytes are kept as read: a line that is not UTF-8 fails classification as `invalid_json`.
+fn read_line<R: BufRead>(
+    input: &mut R,
+    cap: usize,
+    buf: &mut Vec<u8>,
+    consumed: &mut usize,
+) -> io::Result<Read> {
+    let start = buf.len();
     let mut too_long = false;
     *consumed = 0;
     loop {
@@ -437,11 +469,11 @@ fn read_line<R: BufRead>(input: &mut R, cap: usize, consumed: &mut usize) -> io:
             None => (chunk.len(), false),
         };
         if !too_long {
-            if bytes.len() + take > cap {
+            if buf.len() - start + take > cap {
                 too_long = true;
-                bytes = Vec::new();
+                buf.truncate(start);
             } else {
-                bytes.extend_from_slice(chunk.get(..take).unwrap_or_default());
+                buf.extend_from_slice(chunk.get(..take).unwrap_or_default());
             }
         }
         input.consume(take);
@@ -453,7 +485,7 @@ fn read_line<R: BufRead>(input: &mut R, cap: usize, consumed: &mut usize) -> io:
     Ok(match (*consumed, too_long) {
         (0, _) => Read::End,
         (_, true) => Read::TooLong,
-        _ => Read::Line(bytes),
+        _ => Read::Line(start..buf.len()),
     })
 }
 
