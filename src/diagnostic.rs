@@ -116,21 +116,72 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The text of a policy file, for turning byte spans into lines and columns.
-pub(crate) struct Source<'a> {
-    pub origin: &'a str,
-    pub text: &'a str,
+/// The text of a policy and the files it includes, for turning byte spans into files, lines
+/// and columns. Each file's spans are offset past the ones before it, so one number locates
+/// a byte in any of them.
+pub(crate) struct Source {
+    segments: Vec<Segment>,
 }
 
-impl Source<'_> {
-    /// The 1-based line and column of byte offset `at`.
-    pub fn position(&self, at: usize) -> (usize, usize) {
-        let at = at.min(self.text.len());
-        let before = self.text.get(..at).unwrap_or(self.text);
+struct Segment {
+    origin: String,
+    text: String,
+    start: usize,
+}
+
+impl Source {
+    pub fn new(origin: &str, text: &str) -> Self {
+        Source {
+            segments: vec![Segment {
+                origin: origin.to_owned(),
+                text: text.to_owned(),
+                start: 0,
+            }],
+        }
+    }
+
+    /// The main file's text.
+    pub fn text(&self) -> &str {
+        self.segments.first().map_or("", |s| s.text.as_str())
+    }
+
+    /// The main file's name.
+    pub fn origin(&self) -> &str {
+        self.segments.first().map_or("", |s| s.origin.as_str())
+    }
+
+    /// Adds an included file; returns the offset its spans must be shifted by.
+    pub fn include(&mut self, origin: &str, text: &str) -> usize {
+        let start = self
+            .segments
+            .last()
+            .map_or(0, |s| s.start + s.text.len() + 1);
+        self.segments.push(Segment {
+            origin: origin.to_owned(),
+            text: text.to_owned(),
+            start,
+        });
+        start
+    }
+
+    /// The file, 1-based line and 1-based column (in characters) of byte offset `at`.
+    pub fn position(&self, at: usize) -> (&str, usize, usize) {
+        let Some(seg) = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.start <= at)
+            .or(self.segments.first())
+        else {
+            return ("", 0, 0);
+        };
+        let text = seg.text.as_str();
+        let at = (at - seg.start.min(at)).min(text.len());
+        let before = text.get(..at).unwrap_or(text);
         let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
+        (&seg.origin, line, column)
     }
 
     pub fn diagnostic(
@@ -141,12 +192,15 @@ impl Source<'_> {
         path: impl Into<String>,
         message: impl Into<String>,
     ) -> Diagnostic {
-        let (line, column) = span.map_or((0, 0), |s| self.position(s.start));
+        let (origin, line, column) = match span {
+            Some(s) => self.position(s.start),
+            None => (self.origin(), 0, 0),
+        };
         Diagnostic {
             severity,
             kind,
             message: message.into(),
-            origin: self.origin.to_owned(),
+            origin: origin.to_owned(),
             line,
             column,
             path: path.into(),
@@ -160,14 +214,14 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_count_characters() {
-        let src = Source {
-            origin: "p.toml",
-            text: "a = 1\nbé = 2\n",
-        };
-        assert_eq!(src.position(0), (1, 1));
-        assert_eq!(src.position(6), (2, 1));
+        let mut src = Source::new("p.toml", "a = 1\nbé = 2\n");
+        assert_eq!(src.position(0), ("p.toml", 1, 1));
+        assert_eq!(src.position(6), ("p.toml", 2, 1));
         // `=` after the two-byte `é` is the fourth character of line 2.
-        assert_eq!(src.position(10), (2, 4));
-        assert_eq!(src.position(999), (3, 1));
+        assert_eq!(src.position(10), ("p.toml", 2, 4));
+        let at = src.include("c.toml", "x = 1\ny = 2");
+        assert_eq!(at, 15);
+        assert_eq!(src.position(at + 6), ("c.toml", 2, 1));
+        assert_eq!(src.position(14), ("p.toml", 3, 1));
     }
 }

@@ -124,6 +124,9 @@ fn embedded_policy_is_valid_and_every_example_policy_too() {
     let mut n = 0;
     for entry in std::fs::read_dir(root).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
         let loaded = CompiledPolicy::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             loaded.warnings.is_empty(),
@@ -133,7 +136,7 @@ fn embedded_policy_is_valid_and_every_example_policy_too() {
         );
         n += 1;
     }
-    assert!(n >= 3, "the default policy and at least two examples");
+    assert!(n >= 4, "the default policy and at least three examples");
 }
 
 #[test]
@@ -479,4 +482,94 @@ fn fingerprint_ignores_formatting_but_not_meaning() {
     let changed = BASE.replace("input_per_mtok = 1.0", "input_per_mtok = 1.5");
     let c = CompiledPolicy::from_toml(&changed, "c").unwrap().policy;
     assert_ne!(a.fingerprint(), c.fingerprint());
+}
+
+/// A policy file and the catalog it includes, written to a fresh directory.
+fn with_catalog(name: &str, catalog: &str, policy: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fluxroute-catalog-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(dir.join("shared")).unwrap();
+    std::fs::write(dir.join("shared/catalog.toml"), catalog).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
+    path
+}
+
+/// BASE split in two: the models and pinned aliases go to the catalog.
+fn split_base() -> (String, String) {
+    let at = BASE.find("[[models]]").unwrap();
+    let policy = BASE[..at].replace(
+        "name = \"t\"",
+        "name = \"t\"\ncatalog = \"shared/catalog.toml\"",
+    );
+    (BASE[at..].to_owned(), policy)
+}
+
+#[test]
+fn a_catalog_include_compiles_like_the_inline_policy() {
+    let (catalog, policy) = split_base();
+    let path = with_catalog("same", &catalog, &policy);
+    let loaded = CompiledPolicy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let inline = CompiledPolicy::from_toml(BASE, "t.toml").unwrap().policy;
+    assert_eq!(loaded.policy.models(), inline.models());
+    // Same meaning, same fingerprint, wherever the models are written.
+    assert_eq!(loaded.policy.fingerprint(), inline.fingerprint());
+    // Changing the catalog changes the policy.
+    let dearer = with_catalog(
+        "dearer",
+        &catalog.replace("input_per_mtok = 1.0", "input_per_mtok = 1.5"),
+        &policy,
+    );
+    assert_ne!(
+        CompiledPolicy::load(&dearer).unwrap().policy.fingerprint(),
+        inline.fingerprint()
+    );
+}
+
+#[test]
+fn problems_in_a_catalog_are_located_in_the_catalog() {
+    let (catalog, policy) = split_base();
+    let bad = catalog.replace("tier = \"big\"", "tier = \"huge\"");
+    let path = with_catalog("bad", &bad, &policy);
+    let err = CompiledPolicy::load(&path).unwrap_err();
+    let d = err
+        .diagnostics()
+        .iter()
+        .find(|d| d.kind == K::UnknownTier)
+        .unwrap();
+    assert!(d.origin.ends_with("shared/catalog.toml"), "{d}");
+    assert_eq!((d.line, d.column), position(&bad, "\"huge\"", 0), "{d}");
+    // Syntax errors too.
+    let broken = catalog.replace("context_window = 2000", "context_window = = 2000");
+    let err = CompiledPolicy::load(&with_catalog("broken", &broken, &policy)).unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.kind, K::Syntax);
+    assert!(d.origin.ends_with("shared/catalog.toml"), "{d}");
+    assert_eq!(d.line, position(&broken, "= = 2000", 0).0);
+}
+
+#[test]
+fn a_missing_catalog_and_a_doubly_pinned_alias_are_errors() {
+    let (catalog, policy) = split_base();
+    let path = with_catalog(
+        "missing",
+        &catalog,
+        &policy.replace("shared/catalog.toml", "shared/nope.toml"),
+    );
+    let err = CompiledPolicy::load(&path).unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.kind, K::Io);
+    assert!(
+        d.origin.ends_with("policy.toml") && d.path == "policy.catalog",
+        "{d}"
+    );
+    assert_eq!(d.line, 3);
+    let twice = format!("{policy}\n[pinned]\n\"flux-pinned-a\" = \"a\"\n");
+    let err = CompiledPolicy::load(&with_catalog("twice", &catalog, &twice)).unwrap_err();
+    let d = err
+        .diagnostics()
+        .iter()
+        .find(|d| d.kind == K::Duplicate)
+        .unwrap();
+    assert!(d.origin.ends_with("policy.toml"), "{d}");
+    assert_eq!((d.line, d.column), position(&twice, "\"flux-pinned-a\"", 0));
 }

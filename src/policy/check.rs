@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::raw::{Name, RawClassifier, RawPolicy, RawRule, RawSaturating};
+use super::raw::{Name, RawCatalog, RawClassifier, RawPolicy, RawRule, RawSaturating};
 use super::{
     AUTO_ALIAS, Action, Alias, Classifier, CompiledPolicy, Limits, MAX_FALLBACKS, Model,
     PINNED_PREFIX, Rule, Signal, Target, TargetKind, Tenant, Tier,
@@ -25,29 +25,96 @@ const WEIGHT_TOLERANCE: f64 = 1e-6;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Checks a policy; returns the compiled table when no diagnostic is an error.
-pub(crate) fn check(src: &Source<'_>) -> (Option<CompiledPolicy>, Vec<Diagnostic>) {
-    let raw: RawPolicy = match toml::from_str(src.text) {
+pub(crate) fn check(mut src: Source) -> (Option<CompiledPolicy>, Vec<Diagnostic>) {
+    let mut raw: RawPolicy = match parse(&src, src.text(), 0) {
         Ok(raw) => raw,
-        Err(e) => {
-            let span = e.span();
-            let path = span
-                .as_ref()
-                .map(|s| key_path_at(src.text, s.start))
-                .unwrap_or_default();
-            let message = e.message().trim_end_matches(['.', '\n']).to_owned();
-            let d = src.diagnostic(Severity::Error, K::Syntax, span, path, message);
-            return (None, vec![d]);
-        }
+        Err(d) => return (None, vec![d]),
     };
+    let mut found = Vec::new();
+    if let Some(name) = raw.policy.catalog.clone() {
+        match include_catalog(&mut src, &mut raw, &name) {
+            Ok(duplicates) => found = duplicates,
+            Err(d) => return (None, vec![d]),
+        }
+    }
     let mut checker = Checker {
-        src,
-        diagnostics: Vec::new(),
+        src: &src,
+        diagnostics: found,
     };
     let policy = checker.compile(raw);
     let mut diagnostics = checker.diagnostics;
-    diagnostics.sort_by_key(|d| (d.severity == Severity::Warning, d.line, d.column));
+    let main = src.origin();
+    diagnostics.sort_by_key(|d| {
+        (
+            d.severity == Severity::Warning,
+            d.origin != main,
+            d.line,
+            d.column,
+        )
+    });
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     (if failed { None } else { policy }, diagnostics)
+}
+
+/// Parses TOML text whose spans start at `offset` in `src`; a failure is one `syntax` diagnostic.
+fn parse<T: serde::de::DeserializeOwned>(
+    src: &Source,
+    text: &str,
+    offset: usize,
+) -> Result<T, Diagnostic> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let path = span
+            .as_ref()
+            .map(|s| key_path_at(text, s.start))
+            .unwrap_or_default();
+        let message = e.message().trim_end_matches(['.', '\n']).to_owned();
+        let span = span.map(|s| s.start + offset..s.end + offset);
+        src.diagnostic(Severity::Error, K::Syntax, span, path, message)
+    })
+}
+
+/// Reads the catalog a policy names (relative to the policy's directory) and puts its models
+/// before the policy's own and its pinned aliases beside them. Returns the aliases both define
+/// (the policy's own is kept); an unreadable or unparsable catalog is the error.
+fn include_catalog(
+    src: &mut Source,
+    raw: &mut RawPolicy,
+    name: &Name,
+) -> Result<Vec<Diagnostic>, Diagnostic> {
+    let dir = std::path::Path::new(src.origin())
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    let path = dir.join(name.get_ref());
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let msg = format!("cannot read catalog {}: {e}", path.display());
+        src.diagnostic(Severity::Error, K::Io, span_of(name), "policy.catalog", msg)
+    })?;
+    let offset = src.include(&path.display().to_string(), &text);
+    let catalog: RawCatalog = parse(src, &text, offset)?;
+    let catalog = catalog.shifted(offset);
+    let own = std::mem::take(&mut raw.models);
+    raw.models = catalog.models.into_iter().chain(own).collect();
+    let mut duplicates = Vec::new();
+    for (alias, model) in catalog.pinned {
+        if let Some((existing, _)) = raw.pinned.get_key_value(&alias) {
+            let msg = format!(
+                "pinned alias `{}` is defined in the policy and in its catalog",
+                alias.get_ref()
+            );
+            let path = format!("pinned.\"{}\"", alias.get_ref());
+            duplicates.push(src.diagnostic(
+                Severity::Error,
+                K::Duplicate,
+                span_of(existing),
+                path,
+                msg,
+            ));
+            continue;
+        }
+        raw.pinned.insert(alias, model);
+    }
+    Ok(duplicates)
 }
 
 /// Best-effort key path of a byte offset: the enclosing `[table]` plus the line's key.
@@ -91,7 +158,7 @@ fn first_index<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usi
 }
 
 struct Checker<'s> {
-    src: &'s Source<'s>,
+    src: &'s Source,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -323,6 +390,10 @@ impl Checker<'_> {
         tier_index: &HashMap<&str, usize>,
         mut tiers: Vec<Tier>,
     ) -> (Vec<Model>, Vec<Tier>) {
+        if raw.models.is_empty() {
+            let msg = "the policy has no models (inline or from its catalog)".to_owned();
+            self.error(K::InvalidValue, None, "models".into(), msg);
+        }
         let mut seen: HashSet<&str> = HashSet::new();
         let mut out = Vec::new();
         for (i, m) in raw.models.iter().enumerate() {

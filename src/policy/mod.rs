@@ -276,8 +276,7 @@ impl CompiledPolicy {
     /// # Ok::<(), fluxroute::PolicyError>(())
     /// ```
     pub fn from_toml(text: &str, origin: &str) -> Result<Loaded, PolicyError> {
-        let source = Source { origin, text };
-        let (policy, diagnostics) = check(&source);
+        let (policy, diagnostics) = check(Source::new(origin, text));
         match policy {
             Some(policy) => Ok(Loaded {
                 policy,
@@ -306,7 +305,7 @@ impl CompiledPolicy {
 
     /// Every diagnostic (errors and warnings) of a policy, without keeping the compiled table.
     pub fn validate(text: &str, origin: &str) -> Vec<Diagnostic> {
-        check(&Source { origin, text }).1
+        check(Source::new(origin, text)).1
     }
 
     /// The embedded default policy (`policies/default.toml`).

@@ -17,6 +17,7 @@ pub(crate) struct RawPolicy {
     pub policy: RawMeta,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
     pub models: Vec<RawModel>,
     pub tiers: Vec<RawTier>,
     #[serde(default)]
@@ -44,6 +45,52 @@ pub(crate) struct RawMeta {
     pub passthrough: bool,
     #[serde(default)]
     pub max_fallbacks: Option<Spanned<u64>>,
+    /// A catalog file (`[[models]]` and `[pinned]`), relative to this file's directory.
+    #[serde(default)]
+    pub catalog: Option<Name>,
+}
+
+/// An included catalog: models and their pinned aliases, shared by several policies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCatalog {
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    #[serde(default)]
+    pub pinned: BTreeMap<Name, Name>,
+}
+
+/// Moves a value's span by `by` bytes (into the included file's place in the `Source`).
+fn shift<T>(v: Spanned<T>, by: usize) -> Spanned<T> {
+    let span = v.span();
+    Spanned::new(span.start + by..span.end + by, v.into_inner())
+}
+
+impl RawCatalog {
+    /// The catalog with every span moved by `by` bytes.
+    pub fn shifted(self, by: usize) -> Self {
+        RawCatalog {
+            models: self
+                .models
+                .into_iter()
+                .map(|m| RawModel {
+                    id: shift(m.id, by),
+                    provider: m.provider,
+                    tier: shift(m.tier, by),
+                    context_window: shift(m.context_window, by),
+                    max_output_tokens: shift(m.max_output_tokens, by),
+                    input_per_mtok: shift(m.input_per_mtok, by),
+                    output_per_mtok: shift(m.output_per_mtok, by),
+                    capabilities: m.capabilities,
+                })
+                .collect(),
+            pinned: self
+                .pinned
+                .into_iter()
+                .map(|(k, v)| (shift(k, by), shift(v, by)))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
