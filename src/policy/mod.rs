@@ -268,7 +268,9 @@ pub struct Loaded {
 }
 
 impl CompiledPolicy {
-    /// Parses, validates and compiles a policy from TOML text; `origin` names it in diagnostics.
+    /// Parses, validates and compiles a policy from TOML text; `origin` names it in diagnostics
+    /// and is the path a `catalog` include is resolved against (its directory), the one time
+    /// this reads a file.
     ///
     /// ```
     /// let loaded = fluxroute::CompiledPolicy::from_toml(fluxroute::EMBEDDED_POLICY, "default.toml")?;
