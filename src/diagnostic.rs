@@ -54,6 +54,8 @@ pub enum DiagnosticKind {
     RuleAction,
     /// A rule that can never match or never decide.
     UnreachableRule,
+    /// A pattern that is valid but slow on the hot path (a Unicode word boundary).
+    SlowPattern,
 }
 
 impl DiagnosticKind {
@@ -74,6 +76,7 @@ impl DiagnosticKind {
             DiagnosticKind::InvalidValue => "invalid_value",
             DiagnosticKind::RuleAction => "rule_action",
             DiagnosticKind::UnreachableRule => "unreachable_rule",
+            DiagnosticKind::SlowPattern => "slow_pattern",
         }
     }
 }

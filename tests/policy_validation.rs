@@ -573,3 +573,19 @@ fn a_missing_catalog_and_a_doubly_pinned_alias_are_errors() {
     assert!(d.origin.ends_with("policy.toml"), "{d}");
     assert_eq!((d.line, d.column), position(&twice, "\"flux-pinned-a\"", 0));
 }
+
+#[test]
+fn a_unicode_word_boundary_is_a_slow_pattern_warning() {
+    let text = format!("{BASE}{CLASSIFIER}").replace("'fn|def'", r"'\b(fn|def)\b'");
+    let d = expect_one(
+        &text,
+        Severity::Warning,
+        K::SlowPattern,
+        r"'\b(fn|def)\b'",
+        0,
+        "classifier.signals[0].pattern",
+    );
+    assert!(d.message.contains("(?-u:\\b)"), "{d}");
+    let ascii = format!("{BASE}{CLASSIFIER}").replace("'fn|def'", r"'(?-u:\b)(fn|def)(?-u:\b)'");
+    assert_eq!(diagnostics(&ascii), vec![]);
+}

@@ -628,6 +628,16 @@ impl Checker<'_> {
             .build()
         {
             Ok(_) => {
+                // The lazy DFA gives up on Unicode word boundaries at the first non-ASCII byte
+                // and the search falls back to a far slower engine, on every request.
+                let unicode_boundary = regex_syntax::parse(p.get_ref())
+                    .is_ok_and(|hir| hir.properties().look_set().contains_word_unicode());
+                if unicode_boundary {
+                    let msg = "`\\b` here is a Unicode word boundary, which makes matching many times slower on \
+                               non-ASCII text; write `(?-u:\\b)` for an ASCII one"
+                        .to_owned();
+                    self.warn(K::SlowPattern, span_of(p), path, msg);
+                }
                 patterns.push(p.get_ref().clone());
                 Some(patterns.len() - 1)
             }
