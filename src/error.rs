@@ -154,13 +154,16 @@ impl RouteError {
 
     /// The OpenAI-shaped error body: `{"error": {"message", "type", "param", "code"}}`.
     pub fn body(&self) -> Value {
+        json!({"error": self.error_object()})
+    }
+
+    /// The inner error object of [`body`](RouteError::body): `{"message", "type", "param", "code"}`.
+    pub fn error_object(&self) -> Value {
         json!({
-            "error": {
-                "message": self.message,
-                "type": self.code.error_type(),
-                "param": self.param,
-                "code": self.code.as_str(),
-            }
+            "message": self.message,
+            "type": self.code.error_type(),
+            "param": self.param,
+            "code": self.code.as_str(),
         })
     }
 }

@@ -228,9 +228,7 @@ fn print_error(e: &fluxroute::RouteError) -> Result<(), Failure> {
 
 /// `{"status": <http status>, "error": {...}}`.
 fn error_json(e: &fluxroute::RouteError) -> Value {
-    let mut body = e.body();
-    let error = body.get_mut("error").map(Value::take).unwrap_or_default();
-    json!({"status": e.status(), "error": error})
+    json!({"status": e.status(), "error": e.error_object()})
 }
 
 fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {

@@ -334,12 +334,7 @@ struct DecisionLine<'a> {
 
 /// `{"id", "error", "line"}` for `--out`.
 fn error_line(id: &str, line: u64, e: &RouteError) -> String {
-    let error = e
-        .body()
-        .get_mut("error")
-        .map(Value::take)
-        .unwrap_or_default();
-    json!({"id": id, "error": error, "line": line}).to_string()
+    json!({"id": id, "error": e.error_object(), "line": line}).to_string()
 }
 
 /// A record's id as text: a string as is, a number as written.
