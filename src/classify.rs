@@ -1,15 +1,14 @@
 //! Classification: one streaming pass over a chat body into small, copyable request features.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::capability::{Capability, CapabilitySet};
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::TokenEstimator;
+use crate::estimate::TextCounts;
 use crate::policy::{CompiledPolicy, Target};
+use crate::scan::{Cursor, Kind, Str, syntax_error};
 
 /// How demanding a request is; `flux-auto` maps each class to a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -130,8 +129,11 @@ impl Fnv {
 impl CompiledPolicy {
     /// Reads a chat body into [`RequestFeatures`].
     ///
-    /// Errors: `request_too_large` (body or message count above the limits), `invalid_json`,
-    /// `invalid_request`, `model_not_found` (with a "did you mean" hint).
+    /// One forward pass over the bytes: no DOM, no copies of message text (the last user
+    /// message is decoded into one buffer only when patterns must see text that has escapes
+    /// or several parts). Errors: `request_too_large` (body or message count above the
+    /// limits), `invalid_json`, `invalid_request`, `model_not_found` (with a "did you mean"
+    /// hint).
     pub fn classify(&self, body: &[u8]) -> Result<RequestFeatures, RouteError> {
         let limit = self.limits.max_body_bytes;
         if body.len() > limit {
@@ -143,78 +145,48 @@ impl CompiledPolicy {
                 ),
             ));
         }
-        let mut acc = Acc::new(self);
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let parsed = BodySeed { acc: &mut acc }
-            .deserialize(&mut de)
-            .and_then(|()| de.end());
-        if let Some(err) = acc.error.take() {
-            return Err(err);
+        let text = std::str::from_utf8(body).map_err(|e| {
+            let valid = body
+                .get(..e.valid_up_to())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("");
+            syntax_error(valid, valid.len(), "invalid UTF-8")
+        })?;
+        let mut c = Cursor::new(text);
+        match c.peek() {
+            Some(b'{') => {}
+            Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+                return Err(RouteError::new(
+                    ErrorCode::InvalidJson,
+                    "request body must be a JSON object",
+                ));
+            }
+            None => return Err(c.syntax("EOF while parsing a value")),
+            Some(_) => return Err(c.syntax("expected value")),
         }
-        if let Err(e) = parsed {
-            let msg = if e.is_syntax() || e.is_eof() {
-                format!("request body is not valid JSON: {e}")
-            } else {
-                "request body must be a JSON object".to_owned()
-            };
-            return Err(RouteError::new(ErrorCode::InvalidJson, msg));
-        }
-        acc.finish()
+        let mut scan = Scan::new(self);
+        scan.body(&mut c)?;
+        c.end()?;
+        scan.finish()
     }
-}
-
-/// Visitor methods that reject the named JSON kinds through the visitor's own
-/// `wrong(kind)`, which records an `invalid_request` naming the parameter.
-macro_rules! reject {
-    ($de:lifetime; $($kind:ident),*) => { $(reject!(@ $de $kind);)* };
-    (@ $de:lifetime null) => {
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Err(self.wrong("null"))
-        }
-    };
-    (@ $de:lifetime bool) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Err(self.wrong("a boolean"))
-        }
-    };
-    (@ $de:lifetime number) => {
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Err(self.wrong("a number"))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Err(self.wrong("a number"))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Err(self.wrong("a number"))
-        }
-    };
-    (@ $de:lifetime str) => {
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Err(self.wrong("a string"))
-        }
-    };
-    (@ $de:lifetime seq) => {
-        fn visit_seq<A: SeqAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            Err(self.wrong("an array"))
-        }
-    };
-    (@ $de:lifetime map) => {
-        fn visit_map<A: MapAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            Err(self.wrong("an object"))
-        }
-    };
-}
-
-/// Why a classification stopped: the error is in `Acc::error`.
-fn stop<E: de::Error>(acc: &mut Acc<'_, '_>, err: RouteError) -> E {
-    if acc.error.is_none() {
-        acc.error = Some(err);
-    }
-    E::custom("stopped")
 }
 
 fn invalid(param: &str, message: String) -> RouteError {
     RouteError::new(ErrorCode::InvalidRequest, message).with_param(param)
+}
+
+/// The kind of the value at the cursor, from its first byte, for "must be ..., got ..."
+/// errors; a syntax error when no value starts there.
+fn kind_at(c: &mut Cursor<'_>) -> Result<&'static str, RouteError> {
+    Ok(match c.peek() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        _ => return Err(c.syntax("expected value")),
+    })
 }
 
 const ROLES: [&str; 6] = [
@@ -226,43 +198,472 @@ const ROLES: [&str; 6] = [
     "function",
 ];
 
-struct Acc<'p, 'de> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Unknown,
+    User,
+    Assistant,
+    Tool,
+    Other,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PartType {
+    Text,
+    Image,
+    Audio,
+    File,
+}
+
+/// How many bytes of the last user message the policy's patterns see at most: all of it when
+/// shorter, else its head and tail, half each (instructions sit at either end of long pastes).
+pub const PATTERN_WINDOW: usize = 16 << 10;
+
+/// The first position at or after `from` in a raw JSON string that starts a character outside
+/// any escape: at a byte no escape sequence contains (escapes use only backslash, quote, slash,
+/// `bfnrtu` and hex digits). `None` when there is none.
+fn literal_start(raw: &str, from: usize) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    let i = from
+        + bytes.get(from..)?.iter().position(|&b| {
+            !matches!(b, b'\\' | b'"' | b'/' | b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b'n' | b'r' | b't' | b'u')
+        })?;
+    // Escapes are ASCII, so the character holding a non-ASCII byte lies outside them.
+    (0..=i).rev().find(|&p| raw.is_char_boundary(p))
+}
+
+/// How much of the first user message the sticky key hashes.
+const KEY_PREFIX: usize = 256;
+
+/// What one message's text parts added up to, before its role is known.
+#[derive(Default)]
+struct MessageText<'a> {
+    counts: TextCounts,
+    pieces: u32,
+    first: Option<Str<'a>>,
+    last: Option<Str<'a>>,
+    hash: Option<Fnv>,
+    hashed: usize,
+}
+
+/// The last user message: its token counts and the pieces of text patterns look at.
+#[derive(Clone, Copy)]
+struct UserMessage<'a> {
+    counts: TextCounts,
+    first: Option<Str<'a>>,
+    last: Option<Str<'a>>,
+}
+
+/// The state of one classification.
+struct Scan<'p, 'a> {
     policy: &'p CompiledPolicy,
-    error: Option<RouteError>,
-    model: Option<Cow<'de, str>>,
+    model: Option<Str<'a>>,
     messages: Option<u32>,
-    tokens: TokenEstimator,
+    prompt: TextCounts,
     capabilities: CapabilitySet,
     max_completion_tokens: Option<u32>,
     max_tokens: Option<u32>,
     user: Option<u64>,
     first_user: Option<u64>,
-    /// The last user message's text, for the policy's patterns.
-    last_user: String,
-    last_user_tokens: TokenEstimator,
+    last_user: Option<UserMessage<'a>>,
 }
 
-impl<'p> Acc<'p, '_> {
+impl<'p, 'a> Scan<'p, 'a> {
     fn new(policy: &'p CompiledPolicy) -> Self {
-        Acc {
+        Scan {
             policy,
-            error: None,
             model: None,
             messages: None,
-            tokens: TokenEstimator::default(),
+            prompt: TextCounts::default(),
             capabilities: CapabilitySet::EMPTY,
             max_completion_tokens: None,
             max_tokens: None,
             user: None,
             first_user: None,
-            last_user: String::new(),
-            last_user_tokens: TokenEstimator::default(),
+            last_user: None,
+        }
+    }
+
+    fn body(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        c.begin_object()?;
+        let mut first = true;
+        let mut buf = [0u8; 32];
+        while let Some(key) = c.next_key(&mut first, None)? {
+            match key.small(&mut buf) {
+                "model" => match c.value(None)? {
+                    Kind::Str(s) => self.model = Some(s),
+                    k => {
+                        let msg = format!("`model` must be a string, got {}", k.name());
+                        return Err(invalid("model", msg));
+                    }
+                },
+                "messages" => self.messages = Some(self.messages(c)?),
+                "max_completion_tokens" => {
+                    self.max_completion_tokens = token_count(c, "max_completion_tokens")?
+                }
+                "max_tokens" => self.max_tokens = token_count(c, "max_tokens")?,
+                name @ ("tools" | "functions") => {
+                    let param = if name == "tools" {
+                        "tools"
+                    } else {
+                        "functions"
+                    };
+                    match c.peek() {
+                        Some(b'[' | b'n') => {}
+                        _ => {
+                            let msg = format!("`{param}` must be an array, got {}", kind_at(c)?);
+                            return Err(invalid(param, msg));
+                        }
+                    }
+                    if let Kind::Array(true) = c.value(Some(&mut self.prompt))? {
+                        self.capabilities.insert(Capability::Tools);
+                    }
+                }
+                "response_format" => self.response_format(c)?,
+                "reasoning_effort" | "reasoning" => {
+                    if !matches!(c.value(None)?, Kind::Null) {
+                        self.capabilities.insert(Capability::Reasoning);
+                    }
+                }
+                "logprobs" => match c.value(None)? {
+                    Kind::Bool(true) => self.capabilities.insert(Capability::Logprobs),
+                    Kind::Bool(false) | Kind::Null => {}
+                    k => {
+                        let msg = format!("`logprobs` must be a boolean, got {}", k.name());
+                        return Err(invalid("logprobs", msg));
+                    }
+                },
+                "top_logprobs" => match c.value(None)? {
+                    Kind::Null => {}
+                    Kind::UInt(_) => self.capabilities.insert(Capability::Logprobs),
+                    k => {
+                        let msg = format!("`top_logprobs` must be an integer, got {}", k.name());
+                        return Err(invalid("top_logprobs", msg));
+                    }
+                },
+                "user" => {
+                    if let Kind::Str(user) = c.value(None)? {
+                        let mut h = Fnv::new();
+                        h.write(user.raw.as_bytes());
+                        self.user = Some(h.finish());
+                    }
+                }
+                _ => {
+                    c.value(None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `response_format`: its `type` sets json_mode/json_schema; a schema's text counts.
+    fn response_format(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        match c.peek() {
+            Some(b'{') => {}
+            Some(b'n') => return c.value(None).map(drop),
+            _ => {
+                let msg = format!("`response_format` must be an object, got {}", kind_at(c)?);
+                return Err(invalid("response_format", msg));
+            }
+        }
+        c.begin_object()?;
+        let mut first = true;
+        let (mut buf, mut value) = ([0u8; 32], [0u8; 32]);
+        while let Some(key) = c.next_key(&mut first, None)? {
+            if key.small(&mut buf) != "type" {
+                c.value(Some(&mut self.prompt))?;
+                continue;
+            }
+            let param = "response_format.type";
+            match c.value(None)? {
+                Kind::Str(s) => match s.small(&mut value) {
+                    "json_object" => self.capabilities.insert(Capability::JsonMode),
+                    "json_schema" => self.capabilities.insert(Capability::JsonSchema),
+                    "text" => {}
+                    _ => {
+                        let msg = format!(
+                            "unknown `{param}` `{}`; expected `text`, `json_object` or `json_schema`",
+                            s.decode()
+                        );
+                        return Err(invalid(param, msg));
+                    }
+                },
+                k => {
+                    let msg = format!("`{param}` must be a string, got {}", k.name());
+                    return Err(invalid(param, msg));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn messages(&mut self, c: &mut Cursor<'a>) -> Result<u32, RouteError> {
+        if c.peek() != Some(b'[') {
+            let msg = format!("`messages` must be an array, got {}", kind_at(c)?);
+            return Err(invalid("messages", msg));
+        }
+        c.begin_array()?;
+        let limit = self.policy.limits.max_messages;
+        let mut first = true;
+        let mut count: u32 = 0;
+        while c.next_element(&mut first)? {
+            if count == limit {
+                let msg = format!("more than {limit} messages, the policy's limit");
+                return Err(RouteError::new(ErrorCode::RequestTooLarge, msg).with_param("messages"));
+            }
+            self.message(c, count)?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(invalid("messages", "`messages` must not be empty".into()));
+        }
+        Ok(count)
+    }
+
+    fn message(&mut self, c: &mut Cursor<'a>, i: u32) -> Result<(), RouteError> {
+        if c.peek() != Some(b'{') {
+            let p = format!("messages[{i}]");
+            let msg = format!("`{p}` must be an object, got {}", kind_at(c)?);
+            return Err(invalid(&p, msg));
+        }
+        c.begin_object()?;
+        let mut role = Role::Unknown;
+        // Text is gathered per message since `role` may come after `content`.
+        let mut text = MessageText::default();
+        let mut has_content = false;
+        let mut first = true;
+        let (mut buf, mut value) = ([0u8; 32], [0u8; 32]);
+        while let Some(key) = c.next_key(&mut first, None)? {
+            match key.small(&mut buf) {
+                "role" => {
+                    role = match c.value(None)? {
+                        Kind::Str(s) => match s.small(&mut value) {
+                            "user" => Role::User,
+                            "assistant" => Role::Assistant,
+                            "tool" | "function" => Role::Tool,
+                            r if ROLES.contains(&r) => Role::Other,
+                            _ => {
+                                let p = format!("messages[{i}].role");
+                                let msg = format!(
+                                    "unknown role `{}` in `{p}`; expected one of {}",
+                                    s.decode(),
+                                    ROLES.join(", ")
+                                );
+                                return Err(invalid(&p, msg));
+                            }
+                        },
+                        k => {
+                            let p = format!("messages[{i}].role");
+                            let msg = format!("`{p}` must be a string, got {}", k.name());
+                            return Err(invalid(&p, msg));
+                        }
+                    }
+                }
+                "content" => has_content = self.content(c, i, &mut text)?,
+                "tool_calls" | "function_call" => {
+                    if let Kind::Array(true) | Kind::Object(true) =
+                        c.value(Some(&mut self.prompt))?
+                    {
+                        self.capabilities.insert(Capability::Tools);
+                    }
+                }
+                "name" => {
+                    c.value(Some(&mut self.prompt))?;
+                    self.prompt.add(1);
+                }
+                _ => {
+                    c.value(None)?;
+                }
+            }
+        }
+        match role {
+            Role::Unknown => {
+                let p = format!("messages[{i}].role");
+                return Err(invalid(&p, format!("`{p}` is required")));
+            }
+            Role::User | Role::Other | Role::Tool if !has_content => {
+                let p = format!("messages[{i}].content");
+                return Err(invalid(&p, format!("`{p}` is required for this role")));
+            }
+            _ => {}
+        }
+        // Per-message framing, as chat formats add it.
+        self.prompt.add(3);
+        self.prompt.merge(&text.counts);
+        if role == Role::Tool {
+            self.capabilities.insert(Capability::Tools);
+        }
+        if role == Role::User {
+            if self.first_user.is_none() {
+                self.first_user = text.hash.map(Fnv::finish);
+            }
+            self.last_user = Some(UserMessage {
+                counts: text.counts,
+                first: text.first,
+                last: text.last,
+            });
+        }
+        Ok(())
+    }
+
+    /// `content`: a string, null, or an array of parts. Returns whether content was present.
+    fn content(
+        &mut self,
+        c: &mut Cursor<'a>,
+        i: u32,
+        text: &mut MessageText<'a>,
+    ) -> Result<bool, RouteError> {
+        match c.peek() {
+            Some(b'"') => {
+                let s = c.string(Some(&mut text.counts))?;
+                self.piece(text, s);
+                Ok(true)
+            }
+            Some(b'n') => c.value(None).map(|_| false),
+            Some(b'[') => {
+                c.begin_array()?;
+                let (mut first, mut part) = (true, 0u32);
+                while c.next_element(&mut first)? {
+                    self.part(c, i, part, text)?;
+                    part += 1;
+                }
+                Ok(true)
+            }
+            _ => {
+                let p = format!("messages[{i}].content");
+                let msg = format!(
+                    "`{p}` must be a string or an array of parts, got {}",
+                    kind_at(c)?
+                );
+                Err(invalid(&p, msg))
+            }
+        }
+    }
+
+    /// One piece of message text (already estimated): kept for the patterns and hashed for
+    /// the sticky key.
+    fn piece(&mut self, text: &mut MessageText<'a>, s: Str<'a>) {
+        text.pieces += 1;
+        if text.first.is_none() {
+            text.first = Some(s);
+        }
+        text.last = Some(s);
+        // Only the first user message keys splits; later ones are not hashed.
+        if self.first_user.is_none() {
+            let bytes = s.raw.as_bytes();
+            let take = bytes
+                .get(..KEY_PREFIX.saturating_sub(text.hashed))
+                .unwrap_or(bytes);
+            text.hash.get_or_insert_with(Fnv::new).write(take);
+            text.hashed += take.len();
+        }
+    }
+
+    /// One content part: `{"type": "text", "text": ...}`, `image_url`, `image`,
+    /// `input_audio`, `file` or `refusal`.
+    fn part(
+        &mut self,
+        c: &mut Cursor<'a>,
+        i: u32,
+        n: u32,
+        text: &mut MessageText<'a>,
+    ) -> Result<(), RouteError> {
+        let path = || format!("messages[{i}].content[{n}]");
+        if c.peek() != Some(b'{') {
+            let p = path();
+            let msg = format!("`{p}` must be a content part object, got {}", kind_at(c)?);
+            return Err(invalid(&p, msg));
+        }
+        c.begin_object()?;
+        let mut kind: Option<PartType> = None;
+        // Text may come before `type`; it is kept (as a span) until the type is known.
+        let mut part_text: Option<(Str<'a>, TextCounts)> = None;
+        let mut has_payload = false;
+        let mut first = true;
+        let (mut buf, mut value) = ([0u8; 32], [0u8; 32]);
+        while let Some(key) = c.next_key(&mut first, None)? {
+            match key.small(&mut buf) {
+                "type" => {
+                    kind = Some(match c.value(None)? {
+                        Kind::Str(s) => match s.small(&mut value) {
+                            "text" | "refusal" | "input_text" => PartType::Text,
+                            "image_url" | "image" | "input_image" => PartType::Image,
+                            "input_audio" => PartType::Audio,
+                            "file" | "input_file" => PartType::File,
+                            _ => {
+                                let p = path();
+                                let msg = format!(
+                                    "unknown content part type `{}` in `{p}`; expected text, image_url, input_audio or file",
+                                    s.decode()
+                                );
+                                return Err(invalid(&format!("{p}.type"), msg));
+                            }
+                        },
+                        k => {
+                            let p = format!("{}.type", path());
+                            let msg = format!("`{p}` must be a string, got {}", k.name());
+                            return Err(invalid(&p, msg));
+                        }
+                    });
+                }
+                "text" | "refusal" => {
+                    if c.peek() != Some(b'"') {
+                        let p = format!("{}.text", path());
+                        let msg = format!("`{p}` must be a string, got {}", kind_at(c)?);
+                        return Err(invalid(&p, msg));
+                    }
+                    let mut counts = TextCounts::default();
+                    let s = c.string(Some(&mut counts))?;
+                    part_text = Some((s, counts));
+                }
+                "image_url" | "image" | "input_audio" | "file" => {
+                    // Media payloads (URLs, base64) are not prompt text.
+                    if !matches!(c.value(None)?, Kind::Null) {
+                        has_payload = true;
+                    }
+                }
+                _ => {
+                    c.value(None)?;
+                }
+            }
+        }
+        let limits = self.policy.limits;
+        match kind {
+            None => {
+                let p = format!("{}.type", path());
+                Err(invalid(&p, format!("`{p}` is required")))
+            }
+            Some(PartType::Text) => match part_text {
+                Some((s, counts)) => {
+                    text.counts.merge(&counts);
+                    self.piece(text, s);
+                    Ok(())
+                }
+                None => {
+                    let p = format!("{}.text", path());
+                    Err(invalid(&p, format!("`{p}` is required for a text part")))
+                }
+            },
+            Some(media) => {
+                if !has_payload {
+                    let p = path();
+                    return Err(invalid(&p, format!("`{p}` has no payload for its type")));
+                }
+                let (cap, tokens) = match media {
+                    PartType::Image => (Capability::Vision, limits.image_tokens),
+                    PartType::Audio => (Capability::AudioInput, limits.audio_tokens),
+                    _ => (Capability::FileInput, limits.file_tokens),
+                };
+                self.capabilities.insert(cap);
+                self.prompt.add(tokens);
+                Ok(())
+            }
         }
     }
 
     fn finish(self) -> Result<RequestFeatures, RouteError> {
         let policy = self.policy;
-        let Some(name) = self.model else {
+        let Some(model) = self.model else {
             return Err(invalid(
                 "model",
                 "you must provide a model parameter".into(),
@@ -274,6 +675,7 @@ impl<'p> Acc<'p, '_> {
                 "you must provide a messages parameter".into(),
             ));
         };
+        let name = model.decode();
         let Some(target) = policy.resolve(&name) else {
             let mut msg = format!("the model `{name}` does not exist");
             if let Some(hint) = crate::suggest(&name, policy.names.keys().map(|k| &**k)) {
@@ -281,19 +683,22 @@ impl<'p> Acc<'p, '_> {
             }
             return Err(RouteError::new(ErrorCode::ModelNotFound, msg).with_param("model"));
         };
-        let mut tokens = self.tokens;
+        let mut prompt = self.prompt;
         // Every reply is primed with a few tokens.
-        tokens.add(3);
-        let matched = policy.match_patterns(&self.last_user);
+        prompt.add(3);
+        let (last_user_tokens, matched) = match self.last_user {
+            Some(u) => (u.counts.tokens(), policy.match_user(&u)),
+            None => (0, 0),
+        };
         let (complexity, complexity_score) = policy.score(
-            self.last_user_tokens.total(),
+            last_user_tokens,
             messages,
             self.capabilities.contains(Capability::Tools),
             matched,
         );
         Ok(RequestFeatures {
             target,
-            prompt_tokens: tokens.total(),
+            prompt_tokens: prompt.tokens(),
             max_output_tokens: self.max_completion_tokens.or(self.max_tokens),
             capabilities: self.capabilities,
             complexity,
@@ -305,22 +710,75 @@ impl<'p> Acc<'p, '_> {
     }
 }
 
+/// Reads an optional token count (`max_tokens` and the like): a positive integer or null.
+fn token_count(c: &mut Cursor<'_>, param: &str) -> Result<Option<u32>, RouteError> {
+    match c.value(None)? {
+        Kind::Null => Ok(None),
+        Kind::UInt(n) if n > 0 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
+        Kind::UInt(_) => Err(invalid(param, format!("`{param}` must be at least 1"))),
+        k => Err(invalid(
+            param,
+            format!("`{param}` must be an integer, got {}", k.name()),
+        )),
+    }
+}
+
 impl CompiledPolicy {
-    /// Runs every pattern once over `text`; bit `i` set when pattern `i` matched.
-    pub(crate) fn match_patterns(&self, text: &str) -> u64 {
-        let n = self.patterns.len();
-        let mut hits = [false; crate::policy::MAX_PATTERNS];
-        let Some(slots) = hits.get_mut(..n) else {
-            return 0;
+    /// The patterns matched by the last user message. They see its text when it is one
+    /// part of at most [`PATTERN_WINDOW`] bytes (in place when it has no escapes), else the
+    /// head of its first text part and the tail of its last, half the window each, decoded
+    /// into one buffer of at most the window's size.
+    fn match_user(&self, u: &UserMessage<'_>) -> u64 {
+        let (Some(first), Some(last)) = (u.first, u.last) else {
+            return self.match_patterns("");
         };
-        if n == 0 || !self.patterns.matches_read_at(slots, text, 0) {
+        if self.patterns.is_empty() {
             return 0;
         }
-        slots
-            .iter()
-            .enumerate()
-            .filter(|(_, hit)| **hit)
-            .fold(0, |m, (i, _)| m | (1u64 << i))
+        let one = std::ptr::eq(first.raw, last.raw);
+        if one && !first.escaped && first.raw.len() <= PATTERN_WINDOW {
+            return self.match_patterns(first.raw);
+        }
+        let half = PATTERN_WINDOW / 2;
+        let mut text = String::with_capacity(PATTERN_WINDOW + 1);
+        let head = if one && first.raw.len() <= PATTERN_WINDOW {
+            PATTERN_WINDOW
+        } else {
+            half
+        };
+        for c in first.chars() {
+            if text.len() + c.len_utf8() > head {
+                break;
+            }
+            text.push(c);
+        }
+        let tail_from = if one {
+            // The tail follows the head in the same part (when the part is longer).
+            (first.raw.len() > head).then(|| first.raw.len().saturating_sub(half))
+        } else {
+            Some(last.raw.len().saturating_sub(half))
+        };
+        if let Some(from) = tail_from
+            && let Some(start) = literal_start(last.raw, from)
+        {
+            let tail = Str {
+                raw: last.raw.get(start..).unwrap_or(""),
+                escaped: last.escaped,
+            };
+            text.push('\n');
+            for c in tail.chars() {
+                if text.len() + c.len_utf8() > PATTERN_WINDOW + 1 {
+                    break;
+                }
+                text.push(c);
+            }
+        }
+        self.match_patterns(&text)
+    }
+
+    /// Runs every pattern once over `text`; bit `i` set when pattern `i` matched.
+    pub(crate) fn match_patterns(&self, text: &str) -> u64 {
+        self.patterns.matches(text)
     }
 
     /// The complexity score and class from the classifier's features and signals.
@@ -354,806 +812,4 @@ impl CompiledPolicy {
         };
         (class.max(floor), score)
     }
-}
-
-/// A string field: borrowed from the body unless it has escapes.
-struct StrOrKind<'de>(Result<Cow<'de, str>, &'static str>);
-
-impl<'de> Deserialize<'de> for StrOrKind<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-            .map(|k| StrOrKind(k.into_str()))
-    }
-}
-
-/// Any JSON value, reduced to its kind (and a string's text, an integer's value,
-/// nothing of arrays and objects); nested values are skipped without allocating.
-enum Kind<'de> {
-    Null,
-    Bool(bool),
-    UInt(u64),
-    Number,
-    Str(Cow<'de, str>),
-    Array,
-    Object,
-}
-
-impl<'de> Kind<'de> {
-    fn name(&self) -> &'static str {
-        match self {
-            Kind::Null => "null",
-            Kind::Bool(_) => "a boolean",
-            Kind::UInt(_) | Kind::Number => "a number",
-            Kind::Str(_) => "a string",
-            Kind::Array => "an array",
-            Kind::Object => "an object",
-        }
-    }
-
-    fn into_str(self) -> Result<Cow<'de, str>, &'static str> {
-        match self {
-            Kind::Str(s) => Ok(s),
-            other => Err(other.name()),
-        }
-    }
-}
-
-struct KindVisitor;
-
-impl<'de> Visitor<'de> for KindVisitor {
-    type Value = Kind<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Kind<'de>, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_none<E>(self) -> Result<Kind<'de>, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Kind<'de>, E> {
-        Ok(Kind::Bool(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Kind<'de>, E> {
-        Ok(Kind::UInt(v))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Kind<'de>, E> {
-        Ok(Kind::Number)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Kind<'de>, E> {
-        Ok(Kind::Number)
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Kind<'de>, E> {
-        Ok(Kind::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Kind<'de>, E> {
-        Ok(Kind::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Kind::Array)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Kind::Object)
-    }
-}
-
-impl<'de> Deserialize<'de> for Kind<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-}
-
-/// A map key, borrowed unless escaped.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        StrOrKind::deserialize(d)?
-            .0
-            .map(Key)
-            .map_err(|k| de::Error::custom(format_args!("expected a string key, got {k}")))
-    }
-}
-
-/// Walks any JSON value, feeding its strings (keys and values) and numbers to the estimator.
-/// Returns whether the value was a non-empty array or object.
-struct CountText<'a, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-}
-
-impl<'de> DeserializeSeed<'de> for CountText<'_, '_, 'de> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CountText<'_, '_, 'de> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        self.acc.tokens.add(1);
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        self.acc.tokens.add(1);
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        self.acc.tokens.add(1);
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        self.acc.tokens.add(2);
-        Ok(false)
-    }
-    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-        self.acc.tokens.feed(v);
-        Ok(false)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut any = false;
-        while seq
-            .next_element_seed(CountText {
-                acc: &mut *self.acc,
-            })?
-            .is_some()
-        {
-            any = true;
-        }
-        Ok(any)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut any = false;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            self.acc.tokens.feed(&key.0);
-            map.next_value_seed(CountText {
-                acc: &mut *self.acc,
-            })?;
-            any = true;
-        }
-        Ok(any)
-    }
-}
-
-struct BodySeed<'a, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-}
-
-impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-/// Reads an optional token count (`max_tokens` and the like): a positive integer or null.
-fn token_count<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    acc: &mut Acc<'_, 'de>,
-    param: &str,
-) -> Result<Option<u32>, A::Error> {
-    match map.next_value::<Kind<'de>>()? {
-        Kind::Null => Ok(None),
-        Kind::UInt(n) if n > 0 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
-        Kind::UInt(_) => Err(stop(
-            acc,
-            invalid(param, format!("`{param}` must be at least 1")),
-        )),
-        other => Err(stop(
-            acc,
-            invalid(
-                param,
-                format!("`{param}` must be an integer, got {}", other.name()),
-            ),
-        )),
-    }
-}
-
-impl<'de> Visitor<'de> for BodySeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let acc = self.acc;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match &*key.0 {
-                "model" => match map.next_value::<StrOrKind<'de>>()?.0 {
-                    Ok(name) => acc.model = Some(name),
-                    Err(kind) => {
-                        return Err(stop(
-                            acc,
-                            invalid("model", format!("`model` must be a string, got {kind}")),
-                        ));
-                    }
-                },
-                "messages" => {
-                    let count = map.next_value_seed(MessagesSeed { acc: &mut *acc })?;
-                    acc.messages = Some(count);
-                }
-                "max_completion_tokens" => {
-                    acc.max_completion_tokens = token_count(&mut map, acc, "max_completion_tokens")?
-                }
-                "max_tokens" => acc.max_tokens = token_count(&mut map, acc, "max_tokens")?,
-                name @ ("tools" | "functions") => {
-                    if map.next_value_seed(ListOf {
-                        acc: &mut *acc,
-                        param: if name == "tools" {
-                            "tools"
-                        } else {
-                            "functions"
-                        },
-                    })? {
-                        acc.capabilities.insert(Capability::Tools);
-                    }
-                }
-                "response_format" => map.next_value_seed(ResponseFormat { acc: &mut *acc })?,
-                "reasoning_effort" | "reasoning" => {
-                    if !matches!(map.next_value::<Kind<'de>>()?, Kind::Null) {
-                        acc.capabilities.insert(Capability::Reasoning);
-                    }
-                }
-                "logprobs" => match map.next_value::<Kind<'de>>()? {
-                    Kind::Bool(true) => acc.capabilities.insert(Capability::Logprobs),
-                    Kind::Bool(false) | Kind::Null => {}
-                    other => {
-                        return Err(stop(
-                            acc,
-                            invalid(
-                                "logprobs",
-                                format!("`logprobs` must be a boolean, got {}", other.name()),
-                            ),
-                        ));
-                    }
-                },
-                "top_logprobs" => match map.next_value::<Kind<'de>>()? {
-                    Kind::Null => {}
-                    Kind::UInt(_) => acc.capabilities.insert(Capability::Logprobs),
-                    other => {
-                        return Err(stop(
-                            acc,
-                            invalid(
-                                "top_logprobs",
-                                format!("`top_logprobs` must be an integer, got {}", other.name()),
-                            ),
-                        ));
-                    }
-                },
-                "user" => {
-                    if let Kind::Str(user) = map.next_value::<Kind<'de>>()? {
-                        let mut h = Fnv::new();
-                        h.write(user.as_bytes());
-                        acc.user = Some(h.finish());
-                    }
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `tools` or `functions`: an array (or null) whose text counts toward the prompt.
-struct ListOf<'a, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-    param: &'static str,
-}
-
-impl<'de> DeserializeSeed<'de> for ListOf<'_, '_, 'de> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ListOf<'_, '_, 'de> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array")
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        CountText { acc: self.acc }.visit_seq(seq)
-    }
-    reject!('de; bool, number, str, map);
-}
-
-impl ListOf<'_, '_, '_> {
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        let p = self.param;
-        stop(
-            self.acc,
-            invalid(p, format!("`{p}` must be an array, got {kind}")),
-        )
-    }
-}
-
-/// `response_format`: its `type` sets json_mode/json_schema; a schema's text counts.
-struct ResponseFormat<'a, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-}
-
-impl<'de> DeserializeSeed<'de> for ResponseFormat<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ResponseFormat<'_, '_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let acc = self.acc;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match &*key.0 {
-                "type" => match map.next_value::<StrOrKind<'de>>()?.0.as_deref() {
-                    Ok("json_object") => acc.capabilities.insert(Capability::JsonMode),
-                    Ok("json_schema") => acc.capabilities.insert(Capability::JsonSchema),
-                    Ok("text") => {}
-                    Ok(other) => {
-                        let msg = format!(
-                            "unknown `response_format.type` `{other}`; expected `text`, `json_object` or `json_schema`"
-                        );
-                        return Err(stop(acc, invalid("response_format.type", msg)));
-                    }
-                    Err(kind) => {
-                        let msg = format!("`response_format.type` must be a string, got {kind}");
-                        return Err(stop(acc, invalid("response_format.type", msg)));
-                    }
-                },
-                _ => {
-                    map.next_value_seed(CountText { acc: &mut *acc })?;
-                }
-            }
-        }
-        Ok(())
-    }
-    reject!('de; bool, number, str, seq);
-}
-
-impl ResponseFormat<'_, '_, '_> {
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        let msg = format!("`response_format` must be an object, got {kind}");
-        stop(self.acc, invalid("response_format", msg))
-    }
-}
-
-struct MessagesSeed<'a, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-}
-
-impl<'de> DeserializeSeed<'de> for MessagesSeed<'_, '_, 'de> {
-    type Value = u32;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u32, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl MessagesSeed<'_, '_, '_> {
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        stop(
-            self.acc,
-            invalid(
-                "messages",
-                format!("`messages` must be an array, got {kind}"),
-            ),
-        )
-    }
-}
-
-impl<'de> Visitor<'de> for MessagesSeed<'_, '_, 'de> {
-    type Value = u32;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of messages")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u32, A::Error> {
-        let acc = self.acc;
-        let limit = acc.policy.limits.max_messages;
-        let mut count: u32 = 0;
-        loop {
-            if count == limit {
-                // One more element means one too many.
-                if seq.next_element::<IgnoredAny>()?.is_some() {
-                    let msg = format!("more than {limit} messages, the policy's limit");
-                    return Err(stop(
-                        acc,
-                        RouteError::new(ErrorCode::RequestTooLarge, msg).with_param("messages"),
-                    ));
-                }
-                break;
-            }
-            let seed = MessageSeed {
-                acc: &mut *acc,
-                index: count,
-            };
-            if seq.next_element_seed(seed)?.is_none() {
-                break;
-            }
-            count += 1;
-        }
-        if count == 0 {
-            return Err(stop(
-                acc,
-                invalid("messages", "`messages` must not be empty".into()),
-            ));
-        }
-        Ok(count)
-    }
-    reject!('de; null, bool, number, str, map);
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Unknown,
-    User,
-    Assistant,
-    Tool,
-    Other,
-}
-
-/// What one message's parts added up to, before its role is known.
-#[derive(Default)]
-struct MessageText {
-    tokens: TokenEstimator,
-    hash: Option<Fnv>,
-}
-
-struct MessageSeed<'a, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-    index: u32,
-}
-
-impl<'de> DeserializeSeed<'de> for MessageSeed<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl MessageSeed<'_, '_, '_> {
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        let p = format!("messages[{}]", self.index);
-        stop(
-            self.acc,
-            invalid(&p, format!("`{p}` must be an object, got {kind}")),
-        )
-    }
-}
-
-impl<'de> Visitor<'de> for MessageSeed<'_, '_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a message object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let acc = self.acc;
-        let i = self.index;
-        let mut role = Role::Unknown;
-        // Text is gathered per message since `role` may come after `content`.
-        let start_len = acc.last_user.len();
-        let mut content = Content {
-            text: MessageText::default(),
-            start: start_len,
-        };
-        let mut has_content = false;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match &*key.0 {
-                "role" => {
-                    role = match map.next_value::<StrOrKind<'de>>()?.0.as_deref() {
-                        Ok("user") => Role::User,
-                        Ok("assistant") => Role::Assistant,
-                        Ok("tool" | "function") => Role::Tool,
-                        Ok(r) if ROLES.contains(&r) => Role::Other,
-                        Ok(r) => {
-                            let p = format!("messages[{i}].role");
-                            let msg = format!(
-                                "unknown role `{r}` in `{p}`; expected one of {}",
-                                ROLES.join(", ")
-                            );
-                            return Err(stop(acc, invalid(&p, msg)));
-                        }
-                        Err(kind) => {
-                            let p = format!("messages[{i}].role");
-                            return Err(stop(
-                                acc,
-                                invalid(&p, format!("`{p}` must be a string, got {kind}")),
-                            ));
-                        }
-                    }
-                }
-                "content" => {
-                    has_content = map.next_value_seed(ContentSeed {
-                        acc: &mut *acc,
-                        index: i,
-                        out: &mut content,
-                    })?;
-                }
-                "tool_calls" => {
-                    if map.next_value_seed(CountText { acc: &mut *acc })? {
-                        acc.capabilities.insert(Capability::Tools);
-                    }
-                }
-                "function_call" => {
-                    if map.next_value_seed(CountText { acc: &mut *acc })? {
-                        acc.capabilities.insert(Capability::Tools);
-                    }
-                }
-                "name" => {
-                    map.next_value_seed(CountText { acc: &mut *acc })?;
-                    acc.tokens.add(1);
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        match role {
-            Role::Unknown => {
-                let p = format!("messages[{i}].role");
-                return Err(stop(acc, invalid(&p, format!("`{p}` is required"))));
-            }
-            Role::User | Role::Other | Role::Tool if !has_content => {
-                let p = format!("messages[{i}].content");
-                return Err(stop(
-                    acc,
-                    invalid(&p, format!("`{p}` is required for this role")),
-                ));
-            }
-            _ => {}
-        }
-        // Per-message framing, as chat formats add it.
-        acc.tokens.add(3);
-        acc.tokens.add(u64::from(content.text.tokens.total()));
-        if role == Role::Tool {
-            acc.capabilities.insert(Capability::Tools);
-        }
-        if role == Role::User {
-            // The user text this message appended stays; earlier users' text goes.
-            acc.last_user.drain(..start_len);
-            acc.last_user_tokens = content.text.tokens;
-            if acc.first_user.is_none() {
-                acc.first_user = content.text.hash.map(Fnv::finish);
-            }
-        } else {
-            acc.last_user.truncate(start_len);
-        }
-        Ok(())
-    }
-
-    reject!('de; null, bool, number, str, seq);
-}
-
-struct Content {
-    text: MessageText,
-    /// Where this message's text starts in `Acc::last_user`.
-    start: usize,
-}
-
-impl Content {
-    /// One piece of message text: estimated, hashed, and kept for the patterns.
-    fn text(&mut self, acc: &mut Acc<'_, '_>, s: &str) {
-        self.text.tokens.feed(s);
-        self.text
-            .hash
-            .get_or_insert_with(Fnv::new)
-            .write(s.as_bytes());
-        if acc.last_user.len() > self.start {
-            acc.last_user.push('\n');
-        }
-        acc.last_user.push_str(s);
-    }
-}
-
-/// `content`: a string, null, or an array of parts. Returns whether content was present.
-struct ContentSeed<'a, 'b, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-    index: u32,
-    out: &'b mut Content,
-}
-
-impl<'de> DeserializeSeed<'de> for ContentSeed<'_, '_, '_, 'de> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl ContentSeed<'_, '_, '_, '_> {
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        let p = format!("messages[{}].content", self.index);
-        stop(
-            self.acc,
-            invalid(
-                &p,
-                format!("`{p}` must be a string or an array of parts, got {kind}"),
-            ),
-        )
-    }
-}
-
-impl<'de> Visitor<'de> for ContentSeed<'_, '_, '_, 'de> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("message content")
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-        self.out.text(self.acc, v);
-        Ok(true)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut part = 0u32;
-        while seq
-            .next_element_seed(PartSeed {
-                acc: &mut *self.acc,
-                message: self.index,
-                part,
-                out: &mut *self.out,
-            })?
-            .is_some()
-        {
-            part += 1;
-        }
-        Ok(true)
-    }
-    reject!('de; bool, number, map);
-}
-
-/// One content part: `{"type": "text", "text": ...}`, `image_url`, `image`, `input_audio`,
-/// `file` or `refusal`.
-struct PartSeed<'a, 'b, 'p, 'de> {
-    acc: &'a mut Acc<'p, 'de>,
-    message: u32,
-    part: u32,
-    out: &'b mut Content,
-}
-
-impl<'de> DeserializeSeed<'de> for PartSeed<'_, '_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl PartSeed<'_, '_, '_, '_> {
-    fn path(&self) -> String {
-        format!("messages[{}].content[{}]", self.message, self.part)
-    }
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        let p = self.path();
-        stop(
-            self.acc,
-            invalid(
-                &p,
-                format!("`{p}` must be a content part object, got {kind}"),
-            ),
-        )
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PartType {
-    Text,
-    Image,
-    Audio,
-    File,
-}
-
-impl<'de> Visitor<'de> for PartSeed<'_, '_, '_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a content part")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let path = self.path();
-        let acc = self.acc;
-        let mut kind: Option<PartType> = None;
-        // Text may come before `type`; its text is kept until the type is known.
-        let mut text: Option<Cow<'de, str>> = None;
-        let mut has_payload = false;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match &*key.0 {
-                "type" => {
-                    kind = Some(match map.next_value::<StrOrKind<'de>>()?.0.as_deref() {
-                        Ok("text" | "refusal" | "input_text") => PartType::Text,
-                        Ok("image_url" | "image" | "input_image") => PartType::Image,
-                        Ok("input_audio") => PartType::Audio,
-                        Ok("file" | "input_file") => PartType::File,
-                        Ok(other) => {
-                            let msg = format!(
-                                "unknown content part type `{other}` in `{path}`; expected text, image_url, input_audio or file"
-                            );
-                            return Err(stop(acc, invalid(&format!("{path}.type"), msg)));
-                        }
-                        Err(k) => {
-                            return Err(stop(
-                                acc,
-                                invalid(
-                                    &format!("{path}.type"),
-                                    format!("`{path}.type` must be a string, got {k}"),
-                                ),
-                            ));
-                        }
-                    });
-                }
-                "text" | "refusal" => match map.next_value::<StrOrKind<'de>>()?.0 {
-                    Ok(t) => text = Some(t),
-                    Err(k) => {
-                        return Err(stop(
-                            acc,
-                            invalid(
-                                &format!("{path}.text"),
-                                format!("`{path}.text` must be a string, got {k}"),
-                            ),
-                        ));
-                    }
-                },
-                "image_url" | "image" | "input_audio" | "file" => {
-                    // Media payloads (URLs, base64) are not prompt text.
-                    if !matches!(map.next_value::<Kind<'de>>()?, Kind::Null) {
-                        has_payload = true;
-                    }
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let limits = acc.policy.limits;
-        match kind {
-            None => {
-                let msg = format!("`{path}.type` is required");
-                return Err(stop(acc, invalid(&format!("{path}.type"), msg)));
-            }
-            Some(PartType::Text) => match text {
-                Some(t) => self.out.text(acc, &t),
-                None => {
-                    let msg = format!("`{path}.text` is required for a text part");
-                    return Err(stop(acc, invalid(&format!("{path}.text"), msg)));
-                }
-            },
-            Some(media) => {
-                if !has_payload {
-                    let msg = format!("`{path}` has no payload for its type");
-                    return Err(stop(acc, invalid(&path, msg)));
-                }
-                let (cap, tokens) = match media {
-                    PartType::Image => (Capability::Vision, limits.image_tokens),
-                    PartType::Audio => (Capability::AudioInput, limits.audio_tokens),
-                    _ => (Capability::FileInput, limits.file_tokens),
-                };
-                acc.capabilities.insert(cap);
-                acc.tokens.add(u64::from(tokens));
-            }
-        }
-        Ok(())
-    }
-
-    reject!('de; null, bool, number, str, seq);
 }

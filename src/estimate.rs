@@ -1,132 +1,367 @@
-//! Prompt-token estimation without a tokenizer: one pass over the text, counting the pieces a
-//! byte-pair encoder like `o200k_base` typically makes of each run of characters.
+//! Prompt-token estimation without a tokenizer.
+//!
+//! A byte-pair encoder such as `o200k_base` first splits text into words, numbers (at most three
+//! digits each), punctuation runs and whitespace, then merges bytes inside each piece. The
+//! estimate counts those pieces and their lengths, sixteen bytes at a time with SIMD compares
+//! ([`wide`], portable and safe), and weighs the counts with a linear model fitted against
+//! exact `o200k_base` counts (`examples/fit_estimator.rs`).
 
-/// A running token estimate over any number of text pieces.
+use wide::u8x16;
+
+/// Counts over text: the estimate is a weighted sum of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// ASCII letters.
+    pub letters: u32,
+    /// Runs of ASCII letters.
+    pub words: u32,
+    /// ASCII digits.
+    pub digits: u32,
+    /// Runs of ASCII digits.
+    pub numbers: u32,
+    /// ASCII punctuation and symbols.
+    pub punct: u32,
+    /// Runs of ASCII punctuation.
+    pub punct_runs: u32,
+    /// Line feeds.
+    pub newlines: u32,
+    /// Spaces or controls right after another one (indentation, alignment).
+    pub indent: u32,
+    /// Non-ASCII characters other than the next two kinds (accented Latin, Cyrillic, symbols).
+    pub wide: u32,
+    /// CJK ideographs, kana, hangul and CJK punctuation (UTF-8 lead bytes E3–ED).
+    pub cjk: u32,
+    /// Four-byte characters: emoji, rare ideographs.
+    pub astral: u32,
+    /// Tokens added outright: message framing, numbers and literals in schemas, media parts.
+    pub fixed: u32,
+}
+
+/// The fitted weights, in the order of [`Counts::features`]; see `examples/fit_estimator.rs`.
+pub(crate) const WEIGHTS: [f32; 11] = [
+    0.0450, // letters
+    0.8900, // words
+    0.0000, // digits
+    1.0000, // digit groups of up to three (below)
+    0.2400, // punct
+    0.7000, // punct_runs
+    0.3500, // newlines
+    0.2500, // indent
+    0.9000, // wide
+    0.9000, // cjk
+    2.0000, // astral
+];
+
+impl Counts {
+    /// The counts a weight applies to, in the order of [`WEIGHTS`]. Digit groups are
+    /// `ceil(run / 3)` on average: `(digits + 2 * numbers) / 3`.
+    pub fn features(&self) -> [f32; 11] {
+        let f = |x: u32| x as f32;
+        [
+            f(self.letters),
+            f(self.words),
+            f(self.digits),
+            (f(self.digits) + 2.0 * f(self.numbers)) / 3.0,
+            f(self.punct),
+            f(self.punct_runs),
+            f(self.newlines),
+            f(self.indent),
+            f(self.wide),
+            f(self.cjk),
+            f(self.astral),
+        ]
+    }
+
+    /// The estimate: the weighted counts plus the fixed tokens, saturating at `u32::MAX`.
+    pub fn tokens(&self) -> u32 {
+        let text: f32 = self
+            .features()
+            .iter()
+            .zip(WEIGHTS.iter())
+            .map(|(x, w)| x * w)
+            .sum();
+        // `as` saturates; the sum of non-negative terms is never NaN.
+        (text.round() as u32).saturating_add(self.fixed)
+    }
+
+    fn add_all(&mut self, other: &Counts) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $(self.$f = self.$f.saturating_add(other.$f);)* };
+        }
+        sum!(
+            letters, words, digits, numbers, punct, punct_runs, newlines, indent, wide, cjk,
+            astral, fixed
+        );
+    }
+}
+
+/// Per-lane counters, one byte per lane and feature, emptied into [`Counts`] before a lane
+/// can overflow.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct TokenEstimator {
-    tokens: u64,
-    /// CJK ideographs, kana and hangul: counted apart, as `o200k_base` spends a little under
-    /// one token on each.
-    cjk: u64,
+struct Lanes([u8x16; 11]);
+
+const LETTERS: usize = 0;
+const WORDS: usize = 1;
+const DIGITS: usize = 2;
+const NUMBERS: usize = 3;
+const PUNCT: usize = 4;
+const PUNCT_RUNS: usize = 5;
+const NEWLINES: usize = 6;
+const INDENT: usize = 7;
+const WIDE: usize = 8;
+const CJK: usize = 9;
+const ASTRAL: usize = 10;
+
+/// A byte of no class: what precedes the first byte of a string.
+const NO_CLASS: u8 = 0x80;
+
+const IOTA: u8x16 = u8x16::new([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+
+/// A running count over any number of strings; cheap to copy and to merge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TextCounts {
+    totals: Counts,
+    lanes: Lanes,
+    /// Chunks added to `lanes` since they were last emptied.
+    pending: u8,
+    /// The byte before the next one, within the current string.
+    carry: u8,
+}
+
+impl Default for TextCounts {
+    fn default() -> Self {
+        TextCounts {
+            totals: Counts::default(),
+            lanes: Lanes::default(),
+            pending: 0,
+            carry: NO_CLASS,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Run {
-    None,
-    Letters,
-    Digits,
+enum Class {
+    Letter,
+    Digit,
     Punct,
     Space,
+    None,
 }
 
-impl TokenEstimator {
-    /// Adds one piece of text. ASCII is classified a byte at a time through a table; other
-    /// characters are decoded.
-    pub fn feed(&mut self, text: &str) {
-        let bytes = text.as_bytes();
-        let mut run = Run::None;
-        let mut len: u64 = 0;
-        let mut newline = false;
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            let (kind, weight, step) = if b.is_ascii() {
-                (
-                    ASCII_RUNS
-                        .get(usize::from(b))
-                        .copied()
-                        .unwrap_or(Run::Punct),
-                    1,
-                    1,
-                )
-            } else {
-                let c = text
-                    .get(i..)
-                    .and_then(|s| s.chars().next())
-                    .unwrap_or(char::REPLACEMENT_CHARACTER);
-                if is_cjk(c) {
-                    self.close(run, len, newline);
-                    run = Run::None;
-                    len = 0;
-                    self.cjk += 1;
-                    i += c.len_utf8();
-                    continue;
-                }
-                let kind = if c.is_alphabetic() {
-                    Run::Letters
-                } else if c.is_whitespace() {
-                    Run::Space
-                } else {
-                    Run::Punct
-                };
-                // Non-ASCII letters cost more: they are split into smaller pieces.
-                (kind, 2, c.len_utf8())
-            };
-            if kind != run {
-                self.close(run, len, newline);
-                run = kind;
-                len = 0;
-                newline = false;
-            }
-            len += weight;
-            newline |= b == b'\n';
-            i += step;
+/// The class of one byte, as [`classes`] gives it lane by lane.
+fn class_of(b: u8) -> Class {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => Class::Letter,
+        b'0'..=b'9' => Class::Digit,
+        0..=0x20 => Class::Space,
+        0x21..=0x7F => Class::Punct,
+        _ => Class::None,
+    }
+}
+
+/// Letters, digits, whitespace-or-control and non-ASCII lanes of `v`.
+#[inline(always)]
+fn classes(v: u8x16) -> [u8x16; 4] {
+    let letter = ((v | u8x16::splat(0x20)) - u8x16::splat(b'a')).simd_lt(u8x16::splat(26));
+    let digit = (v - u8x16::splat(b'0')).simd_lt(u8x16::splat(10));
+    let space = v.simd_lt(u8x16::splat(0x21));
+    let high = v.simd_gt(u8x16::splat(0x7F));
+    [letter, digit, space, high]
+}
+
+impl TextCounts {
+    /// Everything counted so far.
+    pub fn totals(&self) -> Counts {
+        let mut t = self.totals;
+        t.add_all(&self.lanes_total());
+        t
+    }
+
+    fn lanes_total(&self) -> Counts {
+        let sum = |i: usize| {
+            self.lanes
+                .0
+                .get(i)
+                .map_or(0, |v| v.to_array().iter().map(|&x| u32::from(x)).sum())
+        };
+        Counts {
+            letters: sum(LETTERS),
+            words: sum(WORDS),
+            digits: sum(DIGITS),
+            numbers: sum(NUMBERS),
+            punct: sum(PUNCT),
+            punct_runs: sum(PUNCT_RUNS),
+            newlines: sum(NEWLINES),
+            indent: sum(INDENT),
+            wide: sum(WIDE),
+            cjk: sum(CJK),
+            astral: sum(ASTRAL),
+            fixed: 0,
         }
-        self.close(run, len, newline);
     }
 
-    fn close(&mut self, run: Run, len: u64, newline: bool) {
-        self.tokens += match run {
-            Run::None => 0,
-            Run::Letters => len.div_ceil(6),
-            Run::Digits => len.div_ceil(3),
-            Run::Punct => len.div_ceil(2),
-            // A single space joins the next word; longer runs and line breaks are tokens.
-            Run::Space => u64::from(newline || len > 1),
+    fn flush(&mut self) {
+        let lanes = self.lanes_total();
+        self.totals.add_all(&lanes);
+        self.lanes = Lanes::default();
+        self.pending = 0;
+    }
+
+    /// The estimate so far.
+    pub fn tokens(&self) -> u32 {
+        self.totals().tokens()
+    }
+
+    /// Adds a fixed number of tokens.
+    pub fn add(&mut self, tokens: u32) {
+        self.totals.fixed = self.totals.fixed.saturating_add(tokens);
+    }
+
+    /// Adds everything `other` counted.
+    pub fn merge(&mut self, other: &TextCounts) {
+        self.totals.add_all(&other.totals());
+    }
+
+    /// Ends a string: the next text starts new runs.
+    pub fn end(&mut self) {
+        self.carry = NO_CLASS;
+    }
+
+    /// Counts the first `n` (at most 16) lanes of `v`, which continue the current string;
+    /// lane `i` of `prev` holds the byte before lane `i` of `v` (lane 0 is replaced by the
+    /// carried byte).
+    #[inline(always)]
+    fn chunk(&mut self, v: u8x16, prev: u8x16, n: u32) {
+        let valid = IOTA.simd_lt(u8x16::splat(n.min(16) as u8));
+        let mut first = [0u8; 16];
+        if let Some(b) = first.first_mut() {
+            *b = self.carry;
+        }
+        let prev = (prev & !IOTA.simd_eq(u8x16::splat(0))) | u8x16::new(first);
+        let [l, d, s, h] = classes(v);
+        let [lp, dp, sp, hp] = classes(prev);
+        let p = !(l | d | s | h) & valid;
+        let pp = !(lp | dp | sp | hp);
+        let (l, d, s, h) = (l & valid, d & valid, s & valid, h & valid);
+        let [
+            letters,
+            words,
+            digits,
+            numbers,
+            punct,
+            punct_runs,
+            newlines,
+            indent,
+            wide,
+            cjk,
+            astral,
+        ] = &mut self.lanes.0;
+        // A true lane is 0xFF, so subtracting it adds one.
+        *letters -= l;
+        *words -= l & !lp;
+        *digits -= d;
+        *numbers -= d & !dp;
+        *punct -= p;
+        *punct_runs -= p & !pp;
+        *indent -= s & sp;
+        *newlines -= v.simd_eq(u8x16::splat(b'\n')) & valid;
+        if h.any() {
+            // Lead bytes are 11xxxxxx; 10xxxxxx continue a character.
+            let lead = h & v.simd_gt(u8x16::splat(0xBF));
+            let c = (v - u8x16::splat(0xE3)).simd_lt(u8x16::splat(11)) & valid;
+            let a = v.simd_gt(u8x16::splat(0xEF)) & valid;
+            *wide -= lead & !(c | a);
+            *cjk -= c;
+            *astral -= a;
+        }
+        self.pending += 1;
+        if self.pending == u8::MAX {
+            self.flush();
+        }
+    }
+
+    /// Counts `bytes[at..at + n]` (`n` at most 16), which continue the current string, with
+    /// `v` holding `bytes[at..]` (padded as needed). The bytes are text of a JSON string, so
+    /// `bytes[at - 1]` exists.
+    #[inline(always)]
+    pub fn span(&mut self, bytes: &[u8], at: usize, v: u8x16, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let prev = match bytes
+            .get(at.wrapping_sub(1)..at + 15)
+            .and_then(|c| <[u8; 16]>::try_from(c).ok())
+        {
+            Some(a) => u8x16::new(a),
+            None => load(bytes.get(at.saturating_sub(1)..).unwrap_or_default()),
         };
+        self.chunk(v, prev, n);
+        self.carry = bytes.get(at + n as usize - 1).copied().unwrap_or(NO_CLASS);
     }
 
-    /// Adds a fixed number of tokens (message framing, media parts).
-    pub fn add(&mut self, tokens: u64) {
-        self.tokens = self.tokens.saturating_add(tokens);
+    /// Counts `bytes`, which continue the current string.
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(16) {
+            let mut prev = [0u8; 16];
+            if let (Some(dst), Some(src)) = (prev.get_mut(1..c.len()), c.get(..c.len() - 1)) {
+                dst.copy_from_slice(src);
+            }
+            self.chunk(load(c), u8x16::new(prev), c.len() as u32);
+            self.carry = c.last().copied().unwrap_or(NO_CLASS);
+        }
     }
 
-    /// The estimate so far, saturating at `u32::MAX`.
-    pub fn total(&self) -> u32 {
-        let cjk = self.cjk - self.cjk / 10;
-        u32::try_from(self.tokens.saturating_add(cjk)).unwrap_or(u32::MAX)
+    /// Counts one character, which continues the current string (a decoded escape).
+    #[inline]
+    pub fn char(&mut self, c: char) {
+        let Ok(b) = u8::try_from(c) else {
+            let mut buf = [0u8; 4];
+            return self.bytes(c.encode_utf8(&mut buf).as_bytes());
+        };
+        if b >= 0x80 {
+            let mut buf = [0u8; 4];
+            return self.bytes(c.encode_utf8(&mut buf).as_bytes());
+        }
+        // An ASCII escape (`\n`, `\"`, `\\` ...): counted directly.
+        let (class, prev) = (class_of(b), class_of(self.carry));
+        let t = &mut self.totals;
+        let new_run = u32::from(class != prev);
+        match class {
+            Class::Letter => {
+                t.letters += 1;
+                t.words += new_run;
+            }
+            Class::Digit => {
+                t.digits += 1;
+                t.numbers += new_run;
+            }
+            Class::Punct => {
+                t.punct += 1;
+                t.punct_runs += new_run;
+            }
+            Class::Space => t.indent += u32::from(prev == Class::Space),
+            Class::None => {}
+        }
+        t.newlines += u32::from(b == b'\n');
+        self.carry = b;
+    }
+
+    /// Counts a whole string.
+    pub fn text(&mut self, text: &str) {
+        self.bytes(text.as_bytes());
+        self.end();
     }
 }
 
-/// The run each ASCII byte belongs to.
-// PANIC SAFETY: the index runs over 0..128, the table's length, in a const context.
-#[allow(clippy::indexing_slicing)]
-const ASCII_RUNS: [Run; 128] = {
-    let mut table = [Run::Punct; 128];
-    let mut b = 0;
-    while b < 128 {
-        let c = b as u8;
-        table[b] = if c.is_ascii_alphabetic() {
-            Run::Letters
-        } else if c.is_ascii_digit() {
-            Run::Digits
-        } else if matches!(c, b' ' | b'\t'..=b'\r') {
-            Run::Space
-        } else {
-            Run::Punct
-        };
-        b += 1;
+/// Up to 16 bytes as a vector, zero-padded.
+#[inline]
+pub(crate) fn load(bytes: &[u8]) -> u8x16 {
+    let mut a = [0u8; 16];
+    let n = bytes.len().min(16);
+    if let (Some(dst), Some(src)) = (a.get_mut(..n), bytes.get(..n)) {
+        dst.copy_from_slice(src);
     }
-    table
-};
-
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3040..=0x30FF      // hiragana, katakana
-        | 0x3400..=0x4DBF    // CJK extension A
-        | 0x4E00..=0x9FFF    // CJK unified ideographs
-        | 0xAC00..=0xD7AF    // hangul syllables
-        | 0xF900..=0xFAFF    // CJK compatibility ideographs
-        | 0x20000..=0x2FFFF) // CJK extensions B and later
+    u8x16::new(a)
 }
 
 /// Estimates the tokens of one piece of text.
@@ -137,9 +372,9 @@ fn is_cjk(c: char) -> bool {
 /// assert!((9..=12).contains(&n));
 /// ```
 pub fn estimate_tokens(text: &str) -> u32 {
-    let mut e = TokenEstimator::default();
-    e.feed(text);
-    e.total()
+    let mut c = TextCounts::default();
+    c.text(text);
+    c.tokens()
 }
 
 #[cfg(test)]
@@ -147,51 +382,83 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The estimator written plainly, a character at a time: the oracle for the fast one.
-    fn reference(text: &str) -> u32 {
-        let mut e = TokenEstimator::default();
-        let (mut run, mut len, mut newline) = (Run::None, 0u64, false);
-        for c in text.chars() {
-            if is_cjk(c) {
-                e.close(run, len, newline);
-                (run, len) = (Run::None, 0);
-                e.cjk += 1;
-                continue;
-            }
-            let kind = if c.is_alphabetic() && (c.is_ascii() || !c.is_ascii_digit()) {
-                Run::Letters
-            } else if c.is_ascii_digit() {
-                Run::Digits
-            } else if c.is_whitespace() {
-                Run::Space
+    const LETTER: u8 = 1;
+    const DIGIT: u8 = 2;
+    const PUNCT: u8 = 4;
+    const SPACE: u8 = 8;
+
+    /// The counts written plainly, a byte at a time: the oracle for the SIMD ones.
+    fn reference(text: &str) -> Counts {
+        let mut c = Counts::default();
+        let mut prev = 0u8;
+        for &b in text.as_bytes() {
+            let class = if b.is_ascii_alphabetic() {
+                c.letters += 1;
+                LETTER
+            } else if b.is_ascii_digit() {
+                c.digits += 1;
+                DIGIT
+            } else if b <= 0x20 {
+                SPACE
+            } else if b.is_ascii() {
+                c.punct += 1;
+                PUNCT
             } else {
-                Run::Punct
+                match b {
+                    0xE3..=0xED => c.cjk += 1,
+                    0xF0..=0xFF => c.astral += 1,
+                    0xC0..=0xEF => c.wide += 1,
+                    _ => {}
+                }
+                0
             };
-            if kind != run {
-                e.close(run, len, newline);
-                (run, len, newline) = (kind, 0, false);
+            if class != prev {
+                match class {
+                    LETTER => c.words += 1,
+                    DIGIT => c.numbers += 1,
+                    PUNCT => c.punct_runs += 1,
+                    _ => {}
+                }
             }
-            len += if c.is_ascii() { 1 } else { 2 };
-            newline |= c == '\n';
+            if class == SPACE && prev == SPACE {
+                c.indent += 1;
+            }
+            if b == b'\n' {
+                c.newlines += 1;
+            }
+            prev = class;
         }
-        e.close(run, len, newline);
-        e.total()
+        c
     }
 
     proptest! {
         #[test]
-        fn the_fast_path_counts_like_the_reference(text in "\\PC{0,200}|[a-z0-9 \n\t.,;(){}éü日本\u{000B}\u{00A0}\u{2003}٣]{0,200}") {
-            prop_assert_eq!(estimate_tokens(&text), reference(&text));
+        fn simd_counts_match_the_reference(text in "\\PC{0,200}|[a-z0-9 \n\t.,;(){}éü日本\u{000B}\u{00A0}\u{2003}٣😀]{0,200}") {
+            let mut fast = TextCounts::default();
+            fast.text(&text);
+            prop_assert_eq!(fast.totals(), reference(&text));
+        }
+
+        #[test]
+        fn split_points_do_not_matter_inside_a_string(text in "[a-z0-9 \n.,é日]{0,100}", cut in 0usize..100) {
+            let mut at = cut.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let (a, b) = text.split_at(at);
+            let mut split = TextCounts::default();
+            split.bytes(a.as_bytes());
+            split.bytes(b.as_bytes());
+            split.end();
+            prop_assert_eq!(split.totals(), reference(&text));
         }
     }
 
     #[test]
-    fn estimates_grow_with_text_and_count_cjk_per_character() {
+    fn estimates_grow_with_text() {
         assert_eq!(estimate_tokens("hello"), 1);
-        assert_eq!(estimate_tokens("hello world"), 2);
-        assert_eq!(estimate_tokens("12345678"), 3);
-        assert_eq!(estimate_tokens("你好世界你好世界你好"), 9);
         let long = "word ".repeat(1000);
-        assert_eq!(estimate_tokens(&long), 1000);
+        assert!((900..=1100).contains(&estimate_tokens(&long)));
+        assert!(estimate_tokens("你好世界你好世界你好") >= 7);
     }
 }

@@ -13,10 +13,11 @@ mod models;
 mod policy;
 mod route;
 mod router;
+mod scan;
 mod simulate;
 
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
-pub use classify::{Complexity, RequestFeatures};
+pub use classify::{Complexity, PATTERN_WINDOW, RequestFeatures};
 pub use decision::Decision;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use error::{ErrorCode, RouteError};

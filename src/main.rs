@@ -203,19 +203,19 @@ fn route(args: &RouteArgs) -> Result<u8, Failure> {
     match policy.route(&features, &ctx) {
         Ok(decision) => {
             let mut out = decision.to_json();
-            if args.explain {
-                if let Some(obj) = out.as_object_mut() {
-                    obj.insert("explain".into(), policy.explain(&features, &ctx));
-                }
+            if args.explain
+                && let Some(obj) = out.as_object_mut()
+            {
+                obj.insert("explain".into(), policy.explain(&features, &ctx));
             }
             print_json(&out).map(|()| 0)
         }
         Err(e) => {
             let mut out = error_json(&e);
-            if args.explain {
-                if let Some(obj) = out.as_object_mut() {
-                    obj.insert("explain".into(), policy.explain(&features, &ctx));
-                }
+            if args.explain
+                && let Some(obj) = out.as_object_mut()
+            {
+                obj.insert("explain".into(), policy.explain(&features, &ctx));
             }
             print_json(&out).map(|()| 2)
         }

@@ -73,10 +73,10 @@ impl Request<'_, '_> {
 
     /// The hard filters, in order: tenant, capabilities, output limit, context, availability.
     pub fn check(&self, index: usize, model: &Model) -> Result<(), Drop> {
-        if let Some(allowed) = self.tenant.and_then(|t| t.models.as_ref()) {
-            if !allowed.get(index).copied().unwrap_or(false) {
-                return Err(Drop::Tenant);
-            }
+        if let Some(allowed) = self.tenant.and_then(|t| t.models.as_ref())
+            && !allowed.get(index).copied().unwrap_or(false)
+        {
+            return Err(Drop::Tenant);
         }
         if let Some(cap) = self.features.capabilities.missing_from(model.capabilities) {
             return Err(Drop::Capability(cap));
@@ -236,10 +236,10 @@ impl CompiledPolicy {
         ctx: &CallerContext<'_>,
     ) -> Result<Decision<'p>, RouteError> {
         let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
-        if let Some(names) = tenant.and_then(|t| t.names.as_ref()) {
-            if !names.contains(&features.target) {
-                return Err(not_allowed(ctx, self.target_name(features.target)));
-            }
+        if let Some(names) = tenant.and_then(|t| t.names.as_ref())
+            && !names.contains(&features.target)
+        {
+            return Err(not_allowed(ctx, self.target_name(features.target)));
         }
         let req = Request {
             policy: self,

@@ -131,10 +131,10 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             if let Some(param) = &e.param {
                 check("param", Some(param.as_str()), err.param())?;
             }
-            if let Some(part) = &e.message_contains {
-                if !err.message().contains(part.as_str()) {
-                    return Err(format!("message {:?} lacks {part:?}", err.message()));
-                }
+            if let Some(part) = &e.message_contains
+                && !err.message().contains(part.as_str())
+            {
+                return Err(format!("message {:?} lacks {part:?}", err.message()));
             }
             let body = err.body();
             check(
@@ -153,10 +153,10 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             if let Some(m) = &e.model {
                 check("model", m.as_str(), d.model())?;
             }
-            if let Some(ms) = &e.model_in {
-                if !ms.iter().any(|m| m == d.model()) {
-                    return Err(format!("model {} not in {ms:?}", d.model()));
-                }
+            if let Some(ms) = &e.model_in
+                && !ms.iter().any(|m| m == d.model())
+            {
+                return Err(format!("model {} not in {ms:?}", d.model()));
             }
             if let Some(mode) = &e.mode {
                 check("mode", mode.as_str(), d.mode().as_str())?;
@@ -194,13 +194,13 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             if let Some(n) = e.max_output_tokens {
                 check("max_output_tokens", Some(n), f.max_output_tokens)?;
             }
-            if let Some(cost) = e.cost {
-                if (cost - d.estimated_cost_usd()).abs() > 1e-12 {
-                    return Err(format!(
-                        "cost: expected {cost}, got {}",
-                        d.estimated_cost_usd()
-                    ));
-                }
+            if let Some(cost) = e.cost
+                && (cost - d.estimated_cost_usd()).abs() > 1e-12
+            {
+                return Err(format!(
+                    "cost: expected {cost}, got {}",
+                    d.estimated_cost_usd()
+                ));
             }
             // The headers always agree with the decision.
             let h = d.headers();

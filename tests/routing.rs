@@ -100,3 +100,54 @@ fn weights_three_to_one() {
     // weight 3 of 4: 75% ± 4%.
     assert!((2840..=3160).contains(&cheap_vision), "{cheap_vision}");
 }
+
+/// A user message: `head`, then filler text of about `filler` bytes (with escapes when
+/// `escaped`), then `tail`.
+fn long_user(head: &str, filler: usize, tail: &str, escaped: bool) -> String {
+    let unit = if escaped {
+        r#"the cat sat on the mat.\n\"quiet\" \u00e9 "#
+    } else {
+        "the cat sat on the mat. "
+    };
+    let text = format!("{head} {} {tail}", unit.repeat(filler / unit.len()));
+    format!(r#"{{"model": "flux-auto", "messages": [{{"role": "user", "content": "{text}"}}]}}"#)
+}
+
+#[test]
+fn patterns_see_the_head_and_tail_of_a_long_last_user_message() {
+    let policy = CompiledPolicy::embedded();
+    let matched = |body: &str| policy.classify(body.as_bytes()).unwrap().matched;
+    for escaped in [false, true] {
+        let plain = matched(&long_user("", 100_000, "", escaped));
+        for (head, tail) in [("Prove it rigorously.", ""), ("", "Prove it rigorously.")] {
+            let m = matched(&long_user(head, 100_000, tail, escaped));
+            assert_ne!(m, plain, "{head:?}/{tail:?} escaped={escaped}");
+            // A short message sees its whole text either way.
+            assert_eq!(m, matched(&long_user(head, 200, tail, escaped)));
+        }
+        // The middle of a message longer than the window is not searched.
+        let middle = format!(
+            r#"{{"model": "flux-auto", "messages": [{{"role": "user", "content": "{} Prove it rigorously. {}"}}]}}"#,
+            "word ".repeat(fluxroute::PATTERN_WINDOW / 4),
+            "word ".repeat(fluxroute::PATTERN_WINDOW / 4)
+        );
+        assert_eq!(
+            matched(&middle),
+            matched(&long_user("", 100_000, "", false))
+        );
+    }
+}
+
+#[test]
+fn patterns_see_the_first_and_last_text_parts() {
+    let policy = CompiledPolicy::embedded();
+    let parts = |a: &str, b: &str| {
+        format!(
+            r#"{{"model": "flux-auto", "messages": [{{"role": "user", "content": [{{"type": "text", "text": "{a}"}}, {{"type": "image_url", "image_url": {{"url": "https://x/y.png"}}}}, {{"type": "text", "text": "{b}"}}]}}]}}"#
+        )
+    };
+    let m = |body: String| policy.classify(body.as_bytes()).unwrap().matched;
+    let none = m(parts("look at this", "and this"));
+    assert_ne!(m(parts("Prove it", "and this")), none);
+    assert_ne!(m(parts("look at this", "prove it")), none);
+}

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use regex::RegexSetBuilder;
+use regex_automata::meta::Regex;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
@@ -272,11 +272,23 @@ impl Checker<'_> {
             );
             self.error(K::InvalidValue, None, "classifier.signals".into(), msg);
         }
-        let set = RegexSetBuilder::new(&patterns)
-            .size_limit(REGEX_SIZE_LIMIT * 8)
-            .build();
+        let set = if patterns.is_empty() {
+            Ok(None)
+        } else {
+            Regex::builder()
+                .configure(
+                    Regex::config()
+                        .match_kind(regex_automata::MatchKind::All)
+                        .nfa_size_limit(Some(REGEX_SIZE_LIMIT * 8)),
+                )
+                .build_many(&patterns)
+                .map(Some)
+        };
         let patterns = match set {
-            Ok(set) => set,
+            Ok(regex) => super::Patterns {
+                sources: patterns,
+                regex,
+            },
             Err(e) => {
                 let msg = format!("the patterns together do not compile: {e}");
                 self.error(K::InvalidRegex, None, "classifier.signals".into(), msg);
@@ -1096,7 +1108,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
                 r.classes,
                 r.min_score,
                 r.max_score,
-                r.pattern.and_then(|i| p.patterns.patterns().get(i)),
+                r.pattern.and_then(|i| p.patterns.sources.get(i)),
                 r.tags,
                 r.tenants,
                 action
@@ -1119,7 +1131,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
     let signals: Vec<Value> = c
         .signals
         .iter()
-        .zip(p.patterns.patterns())
+        .zip(p.patterns.sources.iter())
         .map(|(s, pat)| json!([s.name, s.weight, s.min_class.map(Complexity::as_str), pat]))
         .collect();
     let l = &p.limits;

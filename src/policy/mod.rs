@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use regex::RegexSet;
+use std::cell::RefCell;
+
+use regex_automata::meta::Regex;
+use regex_automata::{Input, PatternSet};
 
 use crate::capability::CapabilitySet;
 use crate::classify::Complexity;
@@ -214,7 +217,52 @@ pub struct CompiledPolicy {
     pub(crate) rules: Vec<Rule>,
     pub(crate) tenants: HashMap<Box<str>, Tenant>,
     /// Classifier signals first, then rule patterns; run once over the last user message.
-    pub(crate) patterns: RegexSet,
+    pub(crate) patterns: Patterns,
+}
+
+/// The policy's patterns, compiled together so one pass finds every one that matches.
+#[derive(Debug, Clone)]
+pub(crate) struct Patterns {
+    pub sources: Vec<String>,
+    /// `None` when there are no patterns.
+    pub regex: Option<Regex>,
+}
+
+thread_local! {
+    /// Reused by every match on this thread, so matching allocates nothing.
+    static MATCHED: RefCell<PatternSet> = RefCell::new(PatternSet::new(MAX_PATTERNS));
+}
+
+impl Patterns {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Bit `i` set when pattern `i` matches somewhere in `text`.
+    pub fn matches(&self, text: &str) -> u64 {
+        let Some(re) = &self.regex else {
+            return 0;
+        };
+        let bits = |set: &PatternSet| {
+            set.iter()
+                .fold(0u64, |m, p| m | 1u64 << (p.as_usize() % 64))
+        };
+        let input = Input::new(text);
+        MATCHED
+            .try_with(|cell| {
+                let mut set = cell.try_borrow_mut().ok()?;
+                set.clear();
+                re.which_overlapping_matches(&input, &mut set);
+                Some(bits(&set))
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                let mut set = PatternSet::new(re.pattern_len());
+                re.which_overlapping_matches(&input, &mut set);
+                bits(&set)
+            })
+    }
 }
 
 /// The most fallbacks a decision lists.

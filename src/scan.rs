@@ -1,0 +1,626 @@
+//! A JSON reader built for chat bodies: one forward pass, no DOM, no copies.
+//!
+//! Strings are scanned sixteen bytes at a time for quotes, backslashes and control characters;
+//! the text of the strings that count toward the prompt is fed to the token estimator from the
+//! same vectors, so message text is read once. Strings come back as [`Str`]: the raw text
+//! between the quotes, decoded only on demand.
+
+use std::borrow::Cow;
+
+use wide::u8x16;
+
+use crate::error::{ErrorCode, RouteError};
+use crate::estimate::{TextCounts, load};
+
+/// The deepest nesting of arrays and objects accepted, as `serde_json`'s default.
+pub(crate) const MAX_DEPTH: u32 = 128;
+
+/// A JSON string as it appears in the body: the text between its quotes, escapes undecoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Str<'a> {
+    pub raw: &'a str,
+    pub escaped: bool,
+}
+
+impl<'a> Str<'a> {
+    /// The decoded characters.
+    pub fn chars(self) -> Chars<'a> {
+        Chars { rest: self.raw }
+    }
+
+    /// The decoded text, borrowed when there is nothing to decode.
+    pub fn decode(self) -> Cow<'a, str> {
+        if self.escaped {
+            Cow::Owned(self.chars().collect())
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+
+    /// The decoded text when it fits in `buf` (names, roles and types are short); longer
+    /// escaped strings give `""`, which matches none of them.
+    pub fn small<'b>(self, buf: &'b mut [u8; 32]) -> &'b str
+    where
+        'a: 'b,
+    {
+        if !self.escaped {
+            return self.raw;
+        }
+        let mut len = 0;
+        for c in self.chars() {
+            let end = len + c.len_utf8();
+            match buf.get_mut(len..end) {
+                Some(dst) => {
+                    c.encode_utf8(dst);
+                    len = end;
+                }
+                None => return "",
+            }
+        }
+        buf.get(..len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+/// The decoded characters of a [`Str`] that the cursor has already checked.
+pub(crate) struct Chars<'a> {
+    rest: &'a str,
+}
+
+impl Iterator for Chars<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        let bytes = self.rest.as_bytes();
+        if bytes.first() == Some(&b'\\') {
+            let (c, len) = escape(bytes).unwrap_or((char::REPLACEMENT_CHARACTER, bytes.len()));
+            self.rest = self.rest.get(len..).unwrap_or("");
+            return Some(c);
+        }
+        let c = self.rest.chars().next()?;
+        self.rest = self.rest.get(c.len_utf8()..).unwrap_or("");
+        Some(c)
+    }
+}
+
+/// Decodes the escape at the start of `b` (which begins with `\`): the character and the
+/// escape's length. A lone surrogate decodes to U+FFFD, as lenient JSON readers do.
+fn escape(b: &[u8]) -> Option<(char, usize)> {
+    let c = match b.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hi = hex4(b.get(2..6)?)?;
+            if (0xD800..0xDC00).contains(&hi)
+                && let (Some(b"\\u"), Some(lo)) = (b.get(6..8), b.get(8..12).and_then(hex4))
+                && (0xDC00..0xE000).contains(&lo)
+            {
+                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                return Some((char::from_u32(c)?, 12));
+            }
+            return Some((char::from_u32(hi).unwrap_or(char::REPLACEMENT_CHARACTER), 6));
+        }
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |n, &d| {
+        let v = char::from(d).to_digit(16)?;
+        Some(n << 4 | v)
+    })
+}
+
+/// Any JSON value reduced to its kind (and a string's text, an integer's value).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind<'a> {
+    Null,
+    Bool(bool),
+    UInt(u64),
+    Number,
+    Str(Str<'a>),
+    /// Whether it had any element.
+    Array(bool),
+    /// Whether it had any member.
+    Object(bool),
+}
+
+impl Kind<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool(_) => "a boolean",
+            Kind::UInt(_) | Kind::Number => "a number",
+            Kind::Str(_) => "a string",
+            Kind::Array(_) => "an array",
+            Kind::Object(_) => "an object",
+        }
+    }
+}
+
+/// A position in a body known to be UTF-8.
+pub(crate) struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+    depth: u32,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Cursor {
+            text,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// An `invalid_json` error at the current position.
+    pub fn syntax(&self, what: &str) -> RouteError {
+        syntax_error(self.text, self.pos, what)
+    }
+
+    /// The next byte after whitespace, not consumed.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        let b = self.bytes();
+        while let Some(&c) = b.get(self.pos) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(c);
+            }
+            self.pos += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, c: u8, what: &str) -> Result<(), RouteError> {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.eof_or(what))
+        }
+    }
+
+    fn eof_or(&self, what: &str) -> RouteError {
+        if self.pos >= self.text.len() {
+            self.syntax("EOF while parsing")
+        } else {
+            self.syntax(what)
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), RouteError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.syntax("recursion limit exceeded"));
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Consumes `{`; members follow through [`Cursor::next_key`].
+    pub fn begin_object(&mut self) -> Result<(), RouteError> {
+        if self.peek() != Some(b'{') {
+            return Err(self.eof_or("expected `{`"));
+        }
+        self.enter()
+    }
+
+    /// The next member's key (its value follows), or `None` after the closing `}`.
+    /// `first` starts `true` for each object.
+    pub fn next_key(
+        &mut self,
+        first: &mut bool,
+        counts: Option<&mut TextCounts>,
+    ) -> Result<Option<Str<'a>>, RouteError> {
+        match self.peek() {
+            Some(b'}') => {}
+            Some(b',') if !*first => {
+                self.pos += 1;
+                return self.key(counts).map(Some);
+            }
+            Some(b'"') if *first => {
+                *first = false;
+                return self.key(counts).map(Some);
+            }
+            _ => {
+                return Err(self.eof_or(if *first {
+                    "expected `\"` or `}`"
+                } else {
+                    "expected `,` or `}`"
+                }));
+            }
+        }
+        self.pos += 1;
+        self.depth -= 1;
+        Ok(None)
+    }
+
+    fn key(&mut self, counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.eof_or("key must be a string"));
+        }
+        let key = self.string(counts)?;
+        self.eat(b':', "expected `:`")?;
+        Ok(key)
+    }
+
+    /// Consumes `[`; elements follow through [`Cursor::next_element`].
+    pub fn begin_array(&mut self) -> Result<(), RouteError> {
+        if self.peek() != Some(b'[') {
+            return Err(self.eof_or("expected `[`"));
+        }
+        self.enter()
+    }
+
+    /// Whether another element follows (positioned at it), or `false` after the closing `]`.
+    pub fn next_element(&mut self, first: &mut bool) -> Result<bool, RouteError> {
+        match self.peek() {
+            Some(b']') => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) if *first => {
+                *first = false;
+                Ok(true)
+            }
+            _ => Err(self.eof_or("expected `,` or `]`")),
+        }
+    }
+
+    /// After the last value: only whitespace may follow.
+    pub fn end(&mut self) -> Result<(), RouteError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.syntax("trailing characters")),
+        }
+    }
+
+    /// A string at the cursor (which is at its `"`); with `counts`, its text is estimated.
+    #[inline]
+    pub fn string(&mut self, mut counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
+        let bytes = self.bytes();
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        let quote = u8x16::splat(b'"');
+        let backslash = u8x16::splat(b'\\');
+        let control = u8x16::splat(0x20);
+        loop {
+            let rest = bytes.get(i..).unwrap_or_default();
+            let v = match rest.get(..16).and_then(|c| <[u8; 16]>::try_from(c).ok()) {
+                Some(a) => u8x16::new(a),
+                // Zero padding reads as a control character: the end is found below.
+                None => load(rest),
+            };
+            let special =
+                (v.simd_eq(quote) | v.simd_eq(backslash) | v.simd_lt(control)).to_bitmask();
+            let k = special.trailing_zeros().min(16);
+            if let Some(c) = counts.as_deref_mut() {
+                c.span(bytes, i, v, k);
+            }
+            i += k as usize;
+            if k == 16 {
+                continue;
+            }
+            match bytes.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    let Some((ch, len)) = escape(bytes.get(i..).unwrap_or_default()) else {
+                        self.pos = i;
+                        return Err(self.syntax("invalid escape"));
+                    };
+                    if let Some(c) = counts.as_deref_mut() {
+                        c.char(ch);
+                    }
+                    escaped = true;
+                    i += len;
+                }
+                Some(_) => {
+                    self.pos = i;
+                    return Err(self.syntax(
+                        "control character (\\u0000-\\u001F) found while parsing a string",
+                    ));
+                }
+                None => {
+                    self.pos = i;
+                    return Err(self.syntax("EOF while parsing a string"));
+                }
+            }
+        }
+        if let Some(c) = counts {
+            c.end();
+        }
+        self.pos = i + 1;
+        Ok(Str {
+            raw: self.text.get(start..i).unwrap_or_default(),
+            escaped,
+        })
+    }
+
+    /// A number at the cursor: its value when a non-negative integer that fits `u64`.
+    fn number(&mut self) -> Result<Kind<'a>, RouteError> {
+        let b = self.bytes();
+        let mut i = self.pos;
+        let negative = b.get(i) == Some(&b'-');
+        i += usize::from(negative);
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - s
+        };
+        let int_start = i;
+        let n = digits(&mut i);
+        if n == 0 || (n > 1 && b.get(int_start) == Some(&b'0')) {
+            self.pos = i;
+            return Err(self.syntax("invalid number"));
+        }
+        let mut integer = true;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            integer = false;
+            if digits(&mut i) == 0 {
+                self.pos = i;
+                return Err(self.syntax("invalid number"));
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            integer = false;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                self.pos = i;
+                return Err(self.syntax("invalid number"));
+            }
+        }
+        let value = if integer && !negative {
+            b.get(int_start..i)
+                .unwrap_or_default()
+                .iter()
+                .try_fold(0u64, |v, &d| {
+                    v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
+        } else {
+            None
+        };
+        self.pos = i;
+        Ok(value.map_or(Kind::Number, Kind::UInt))
+    }
+
+    fn literal(&mut self, word: &'static [u8], kind: Kind<'a>) -> Result<Kind<'a>, RouteError> {
+        let end = self.pos + word.len();
+        if self.bytes().get(self.pos..end) == Some(word) {
+            self.pos = end;
+            Ok(kind)
+        } else {
+            Err(self.syntax("expected value"))
+        }
+    }
+
+    /// A string, number or literal at the cursor; with `counts`, a string's text is
+    /// estimated and numbers and booleans count as tokens.
+    fn scalar(&mut self, counts: Option<&mut TextCounts>) -> Result<Kind<'a>, RouteError> {
+        let kind = match self.peek() {
+            Some(b'"') => return self.string(counts).map(Kind::Str),
+            Some(b't') => self.literal(b"true", Kind::Bool(true))?,
+            Some(b'f') => self.literal(b"false", Kind::Bool(false))?,
+            Some(b'n') => self.literal(b"null", Kind::Null)?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            _ => return Err(self.eof_or("expected value")),
+        };
+        if let Some(c) = counts {
+            c.add(match kind {
+                Kind::Null => 0,
+                Kind::Number => 2,
+                _ => 1,
+            });
+        }
+        Ok(kind)
+    }
+
+    /// Any value at the cursor, walked to its end (without recursion); with `counts`, the
+    /// text of every string in it (keys too) is estimated.
+    pub fn value(&mut self, mut counts: Option<&mut TextCounts>) -> Result<Kind<'a>, RouteError> {
+        let top = match self.peek() {
+            Some(c @ (b'{' | b'[')) => c,
+            _ => return self.scalar(counts),
+        };
+        let base = self.depth;
+        // Bit i: whether the container i levels above the innermost is an array.
+        let mut arrays: u128 = 0;
+        let mut nonempty = false;
+        let mut want_value = true;
+        loop {
+            if want_value {
+                match self.peek() {
+                    Some(c @ (b'{' | b'[')) => {
+                        self.enter()?;
+                        let array = c == b'[';
+                        arrays = arrays << 1 | u128::from(array);
+                        let close = if array { b']' } else { b'}' };
+                        if self.peek() == Some(close) {
+                            self.pos += 1;
+                            self.depth -= 1;
+                            arrays >>= 1;
+                            want_value = false;
+                        } else {
+                            if self.depth == base + 1 {
+                                nonempty = true;
+                            }
+                            if !array {
+                                self.key(counts.as_deref_mut())?;
+                            }
+                        }
+                    }
+                    _ => {
+                        self.scalar(counts.as_deref_mut())?;
+                        want_value = false;
+                    }
+                }
+                continue;
+            }
+            if self.depth == base {
+                break;
+            }
+            let array = arrays & 1 == 1;
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    if !array {
+                        self.key(counts.as_deref_mut())?;
+                    }
+                    want_value = true;
+                }
+                Some(b']') if array => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    arrays >>= 1;
+                }
+                Some(b'}') if !array => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    arrays >>= 1;
+                }
+                _ => {
+                    return Err(self.eof_or(if array {
+                        "expected `,` or `]`"
+                    } else {
+                        "expected `,` or `}`"
+                    }));
+                }
+            }
+        }
+        Ok(if top == b'[' {
+            Kind::Array(nonempty)
+        } else {
+            Kind::Object(nonempty)
+        })
+    }
+}
+
+/// An `invalid_json` error naming the line and column of byte `pos`.
+pub(crate) fn syntax_error(text: &str, pos: usize, what: &str) -> RouteError {
+    let before = text.as_bytes().get(..pos).unwrap_or(text.as_bytes());
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    let column = before.len() - line_start + usize::from(pos < text.len());
+    RouteError::new(
+        ErrorCode::InvalidJson,
+        format!("request body is not valid JSON: {what} at line {line} column {column}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(text: &str) -> Result<(), RouteError> {
+        let mut c = Cursor::new(text);
+        c.value(None)?;
+        c.end()
+    }
+
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        for text in [
+            r#"{"a": [1, -2.5e3, true, false, null, "x\n\u00e9\ud83d\ude00"], "b": {}}"#,
+            "[]",
+            " 0 ",
+            r#""\ud800""#,
+            "[[[[]]]]",
+        ] {
+            assert!(walk(text).is_ok(), "{text}");
+        }
+        for text in [
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            "-",
+            "tru",
+            "\"\u{1}\"",
+            "\"\\x\"",
+            "[1 2]",
+            "{\"a\":1,}",
+            "{,}",
+            "[,1]",
+            "1 2",
+            "\"abc",
+        ] {
+            assert!(walk(text).is_err(), "{text}");
+            assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(text).is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited_without_recursion() {
+        let deep = "[".repeat(100_000);
+        let e = walk(&deep).unwrap_err();
+        assert!(e.message().contains("recursion limit"), "{}", e.message());
+        let ok = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        assert!(walk(&ok).is_ok());
+    }
+
+    #[test]
+    fn strings_decode_lazily_and_exactly() {
+        let text = r#""caf\u00e9 \"q\" \ud83d\ude00 \ud800 tab\t""#;
+        let mut c = Cursor::new(text);
+        let s = c.string(None).unwrap();
+        assert!(s.escaped);
+        assert_eq!(s.decode(), "café \"q\" 😀 \u{FFFD} tab\t");
+        let mut buf = [0u8; 32];
+        assert_eq!(
+            Str {
+                raw: "mod\\u0065l",
+                escaped: true
+            }
+            .small(&mut buf),
+            "model"
+        );
+        let long = "\\u0065".repeat(40);
+        assert_eq!(
+            Str {
+                raw: &long,
+                escaped: true
+            }
+            .small(&mut buf),
+            ""
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = walk("{\n  \"a\": tru\n}").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidJson);
+        assert!(
+            e.message().ends_with("at line 2 column 8"),
+            "{}",
+            e.message()
+        );
+    }
+}
