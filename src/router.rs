@@ -87,10 +87,16 @@ impl Router {
     /// Replaces the policy; returns whether it differs from the one serving (by fingerprint).
     /// An identical policy is not swapped in.
     pub fn swap(&self, policy: CompiledPolicy) -> bool {
+        self.swap_shared(Arc::new(policy))
+    }
+
+    /// [`Router::swap`] for a policy already shared, such as one kept compiled for a quick
+    /// switch back.
+    pub fn swap_shared(&self, policy: Arc<CompiledPolicy>) -> bool {
         if self.current.load().fingerprint() == policy.fingerprint() {
             return false;
         }
-        self.current.store(Arc::new(policy));
+        self.current.store(policy);
         true
     }
 

@@ -40,3 +40,8 @@ fn body_seeds_and_regressions() {
 fn policy_seeds_and_regressions() {
     assert!(replay("policy", checks::policy) >= 4);
 }
+
+#[test]
+fn request_seeds_and_regressions() {
+    assert!(replay("request", checks::request) >= 8);
+}

@@ -7,11 +7,12 @@
     clippy::panic
 )]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fluxroute::{CallerContext, CompiledPolicy, Router};
+use fluxroute::{CallerContext, CompiledPolicy, ErrorCode, Router};
 
 const BODY: &[u8] =
     br#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hello"}]}"#;
@@ -80,47 +81,103 @@ fn invalid_reload_keeps_the_old_policy_serving() {
     assert!(router.route(BODY, &CallerContext::default()).is_ok());
 }
 
+/// Bodies of different shapes, so a torn policy would show in some decision.
+const BODIES: [&str; 5] = [
+    r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hi"}]}"#,
+    r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "Prove step by step that 2 is prime."}]}"#,
+    r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "Debug this deadlock in my Rust service"}], "tools": [{"type": "function", "function": {"name": "f"}}]}"#,
+    r#"{"model": "flux-auto", "messages": [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}"#,
+    r#"{"model": "flux-auto", "max_tokens": 5000, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Summarize the plot of Hamlet."}]}"#,
+];
+
 #[test]
 fn readers_see_whole_policies_while_a_writer_swaps() {
-    let a = CompiledPolicy::embedded();
-    let b = CompiledPolicy::from_toml(&cheap_strong(), "b")
-        .unwrap()
-        .policy;
-    let (fa, fb) = (a.fingerprint().to_owned(), b.fingerprint().to_owned());
-    let router = Arc::new(Router::new(a));
-    let done = Arc::new(AtomicBool::new(false));
+    let a = Arc::new(CompiledPolicy::embedded());
+    let b = Arc::new(
+        CompiledPolicy::from_toml(&cheap_strong(), "b")
+            .unwrap()
+            .policy,
+    );
+    // What each policy decides for each body, routed directly.
+    let ctx = CallerContext::default();
+    type Outcome = Result<(String, Vec<String>), ErrorCode>;
+    let outcome = |r: Result<fluxroute::Decision<'_>, fluxroute::RouteError>| -> Outcome {
+        r.map(|d| {
+            let fallbacks = d.fallbacks().map(str::to_owned).collect();
+            (d.model().to_owned(), fallbacks)
+        })
+        .map_err(|e| e.code())
+    };
+    let expected: Arc<HashMap<(String, usize), Outcome>> = Arc::new(
+        [&a, &b]
+            .iter()
+            .flat_map(|p| {
+                BODIES.iter().enumerate().map(|(i, body)| {
+                    let o = outcome(p.route_body(body.as_bytes(), &ctx));
+                    ((p.fingerprint().to_owned(), i), o)
+                })
+            })
+            .collect(),
+    );
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    let fa = a.fingerprint().to_owned();
+    let router = Arc::new(Router::new(CompiledPolicy::embedded()));
+    let swaps = Arc::new(AtomicUsize::new(0));
+    // Decisions made so far: the writer swaps only after readers made progress, so swaps and
+    // decisions interleave.
+    let decisions = Arc::new(AtomicUsize::new(0));
+    const SWAPS: usize = 10_000;
     let readers: Vec<_> = (0..2)
-        .map(|_| {
-            let (router, done, fa, fb) = (router.clone(), done.clone(), fa.clone(), fb.clone());
+        .map(|r| {
+            let (router, swaps, expected) = (router.clone(), swaps.clone(), expected.clone());
+            let decisions = decisions.clone();
+            let fa = fa.clone();
             std::thread::spawn(move || {
-                let mut n = 0u64;
-                while !done.load(Ordering::Relaxed) || n == 0 {
-                    let routed = router.route(BODY, &CallerContext::default()).unwrap();
-                    let d = routed.decision();
-                    let expected = if d.policy().fingerprint() == fa {
-                        "gpt-4.1-nano"
-                    } else {
-                        assert_eq!(d.policy().fingerprint(), fb);
-                        "mixtral-8x7b-instruct"
-                    };
-                    assert_eq!(d.model(), expected);
+                let (mut n, mut seen) = (0u64, [false; 2]);
+                let mut i = r;
+                while swaps.load(Ordering::Relaxed) < SWAPS || n == 0 {
+                    i = (i + 1) % BODIES.len();
+                    let policy = router.load();
+                    let fp = policy.fingerprint().to_owned();
+                    let features = policy.classify(BODIES[i].as_bytes()).unwrap();
+                    let got = outcome(policy.route(&features, &CallerContext::default()));
+                    assert_eq!(got, expected[&(fp.clone(), i)], "body {i} under {fp}");
+                    seen[usize::from(fp != fa)] = true;
+                    // The convenience path reports the policy it decided with.
+                    if let Ok(routed) =
+                        router.route(BODIES[i].as_bytes(), &CallerContext::default())
+                    {
+                        let d = routed.decision();
+                        let fp = d.policy().fingerprint().to_owned();
+                        let (model, _) = expected[&(fp, i)].as_ref().unwrap();
+                        assert_eq!(d.model(), model);
+                    }
                     n += 1;
+                    decisions.fetch_add(1, Ordering::Relaxed);
                 }
-                n
+                (n, seen)
             })
         })
         .collect();
-    let text = cheap_strong();
-    for i in 0..200 {
-        let next = if i % 2 == 0 {
-            CompiledPolicy::from_toml(&text, "b").unwrap().policy
-        } else {
-            CompiledPolicy::embedded()
-        };
-        assert!(router.swap(next));
+    for k in 0..SWAPS {
+        let before = decisions.load(Ordering::Relaxed);
+        while k % 4 == 0 && decisions.load(Ordering::Relaxed) == before {
+            std::thread::yield_now();
+        }
+        let next = if k % 2 == 0 { &b } else { &a };
+        assert!(
+            router.swap_shared(next.clone()),
+            "swap {k} reported no change"
+        );
+        swaps.store(k + 1, Ordering::Relaxed);
     }
-    done.store(true, Ordering::Relaxed);
     for r in readers {
-        assert!(r.join().unwrap() > 0);
+        let (n, seen) = r.join().unwrap();
+        assert!(n > 0);
+        // Each reader saw decisions from both policies.
+        assert!(
+            seen[0] && seen[1],
+            "a reader saw only one policy in {n} decisions"
+        );
     }
 }
