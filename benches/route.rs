@@ -1,31 +1,32 @@
-//! Routing on pre-classified features under the default policy: `route/features/{auto,tier,pinned}`.
+//! Routing on pre-classified features: `route/features/{auto,tier,pinned}` under the default
+//! policy, and `route/catalog5000/{auto,tier,pinned}` under a generated 5,000-model catalog
+//! (decision cost must not grow with the catalog).
 
-#![allow(clippy::panic)]
+#![allow(clippy::panic, clippy::unwrap_used, clippy::indexing_slicing)]
+
+#[path = "support/catalog.rs"]
+mod catalog;
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fluxroute::{CallerContext, CompiledPolicy};
 
-fn route(c: &mut Criterion) {
-    let policy = CompiledPolicy::embedded();
-    let body = |model: &str| {
-        format!(
-            r#"{{"model": "{model}", "messages": [{{"role": "system", "content": "You are helpful."}}, {{"role": "user", "content": "Explain how a B-tree splits a full node, with an example."}}], "tools": [{{"type": "function", "function": {{"name": "search"}}}}]}}"#
-        )
-    };
+fn body(model: &str) -> String {
+    format!(
+        r#"{{"model": "{model}", "messages": [{{"role": "system", "content": "You are helpful."}}, {{"role": "user", "content": "Explain how a B-tree splits a full node, with an example."}}], "tools": [{{"type": "function", "function": {{"name": "search"}}}}]}}"#
+    )
+}
+
+fn bench(c: &mut Criterion, function: &str, policy: &CompiledPolicy, models: [(&str, &str); 3]) {
     let ctx = CallerContext::default();
     let mut group = c.benchmark_group("route");
     group.throughput(Throughput::Elements(1));
-    for (param, model) in [
-        ("auto", "flux-auto"),
-        ("tier", "flux-balanced"),
-        ("pinned", "flux-pinned-gpt-4o"),
-    ] {
+    for (param, model) in models {
         let features = policy
             .classify(body(model).as_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
-        group.bench_function(BenchmarkId::new("features", param), |b| {
+        group.bench_function(BenchmarkId::new(function, param), |b| {
             b.iter(|| {
                 black_box(
                     policy
@@ -36,6 +37,33 @@ fn route(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+fn route(c: &mut Criterion) {
+    let default = CompiledPolicy::embedded();
+    bench(
+        c,
+        "features",
+        &default,
+        [
+            ("auto", "flux-auto"),
+            ("tier", "flux-balanced"),
+            ("pinned", "flux-pinned-gpt-4o"),
+        ],
+    );
+    let large = CompiledPolicy::from_toml(&catalog::catalog_toml(5_000), "generated.toml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .policy;
+    bench(
+        c,
+        "catalog5000",
+        &large,
+        [
+            ("auto", "flux-auto"),
+            ("tier", "flux-t1"),
+            ("pinned", "flux-pinned-m4321"),
+        ],
+    );
 }
 
 criterion_group!(benches, route);

@@ -15,6 +15,8 @@ mod route;
 mod router;
 mod scan;
 mod simulate;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
 pub use classify::{Complexity, PATTERN_WINDOW, RequestFeatures};
@@ -29,6 +31,8 @@ pub use policy::{
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};
 pub use simulate::{Point, Progress, Report, Simulation, Tradeoff, open_log};
+#[cfg(feature = "watch")]
+pub use watch::Watcher;
 
 /// The closest of `names` to `name`, when close enough to be a likely typo.
 pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {

@@ -98,17 +98,17 @@ impl Request<'_, '_> {
         Ok(())
     }
 
+    /// Output tokens a cost estimate charges a model whose output limit is `limit`.
+    pub fn output_charged(&self, limit: u32) -> u32 {
+        let expected = self.policy.limits.expected_output_tokens.min(limit);
+        self.features
+            .max_output_tokens
+            .map_or(expected, |n| n.min(expected))
+    }
+
     /// Estimated USD cost of serving this request with `model`.
     pub fn cost(&self, model: &Model) -> f64 {
-        let expected = self
-            .policy
-            .limits
-            .expected_output_tokens
-            .min(model.max_output_tokens);
-        let output = self
-            .features
-            .max_output_tokens
-            .map_or(expected, |n| n.min(expected));
+        let output = self.output_charged(model.max_output_tokens);
         (f64::from(self.features.prompt_tokens) * model.input_per_mtok
             + f64::from(output) * model.output_per_mtok)
             / 1e6
@@ -168,6 +168,9 @@ impl Request<'_, '_> {
     }
 }
 
+/// Tiers up to this size are scanned whole rather than walked by price.
+const SMALL_TIER: usize = 32;
+
 /// The cheapest eligible models seen so far, cheapest first (ties by catalog order).
 struct Cheapest {
     items: [(f64, usize); MAX_FALLBACKS + 1],
@@ -184,9 +187,18 @@ impl Cheapest {
         }
     }
 
+    /// Adds a model (once: a model seen again is ignored); ties keep catalog order.
     fn insert(&mut self, cost: f64, index: usize) {
+        if self.iter().any(|i| i == index) {
+            return;
+        }
         let mut at = self.len;
-        while at > 0 && self.items.get(at - 1).is_some_and(|&(c, _)| c > cost) {
+        while at > 0
+            && self
+                .items
+                .get(at - 1)
+                .is_some_and(|&(c, i)| c > cost || (c == cost && i > index))
+        {
             at -= 1;
         }
         if at >= self.cap {
@@ -204,6 +216,15 @@ impl Cheapest {
 
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.items.iter().take(self.len).map(|&(_, i)| i)
+    }
+
+    /// Whether no model costing at least `bound` can still enter (full, last one cheaper).
+    fn settled(&self, bound: f64) -> bool {
+        self.len >= self.cap
+            && self
+                .items
+                .get(self.len.wrapping_sub(1))
+                .is_some_and(|&(c, _)| c < bound)
     }
 }
 
@@ -327,12 +348,13 @@ impl CompiledPolicy {
         };
         match &rule.action {
             Action::Tier(t) => {
-                let mut best = Cheapest::new(picks.cap);
-                for &i in self.tiers.get(*t).map_or(&[][..], |t| &t.models) {
-                    if let (true, Some(m)) = (eligible(i), self.models.get(i)) {
-                        best.insert(req.cost(m), i);
+                let (best, _) = self.cheapest(req, *t, picks.cap, |i, m| {
+                    if req.in_target(i) {
+                        req.check(i, m)
+                    } else {
+                        Err(Drop::Tenant)
                     }
-                }
+                });
                 best.iter().for_each(|i| picks.push(i));
             }
             Action::Models(list) => list
@@ -367,19 +389,11 @@ impl CompiledPolicy {
     fn default_chain(&self, req: &Request<'_, '_>, picks: &mut Picks) -> Option<Drop> {
         let mut worst: Option<Drop> = None;
         for t in req.tier_order() {
-            let mut best = Cheapest::new(picks.cap);
-            for &i in self.tiers.get(t).map_or(&[][..], |t| &t.models) {
-                let Some(m) = self.models.get(i) else {
-                    continue;
-                };
-                match req.check(i, m) {
-                    Ok(()) => best.insert(req.cost(m), i),
-                    Err(d) => {
-                        if worst.is_none_or(|w| d.rank() > w.rank()) {
-                            worst = Some(d);
-                        }
-                    }
-                }
+            let (best, w) = self.cheapest(req, t, picks.cap, |i, m| req.check(i, m));
+            if let Some(d) = w
+                && worst.is_none_or(|w| d.rank() > w.rank())
+            {
+                worst = Some(d);
             }
             best.iter().for_each(|i| picks.push(i));
             if picks.full() {
@@ -387,6 +401,62 @@ impl CompiledPolicy {
             }
         }
         worst
+    }
+
+    /// The `cap` cheapest models of tier `t` that pass `check`, and the furthest filter a
+    /// rejected one reached.
+    ///
+    /// Walks the tier by input price and by output price together (Fagin's threshold
+    /// algorithm): a model not yet seen in either order costs at least the current input price
+    /// times the prompt plus the current output price times the fewest output tokens any model
+    /// is charged, so the walk stops once the `cap` cheapest found cost less than that bound.
+    /// Typical requests look at a handful of models whatever the tier's size.
+    fn cheapest(
+        &self,
+        req: &Request<'_, '_>,
+        t: usize,
+        cap: usize,
+        check: impl Fn(usize, &Model) -> Result<(), Drop>,
+    ) -> (Cheapest, Option<Drop>) {
+        let mut best = Cheapest::new(cap);
+        let mut worst: Option<Drop> = None;
+        let Some(tier) = self.tiers.get(t) else {
+            return (best, worst);
+        };
+        let prompt = f64::from(req.features.prompt_tokens);
+        let fewest_output = f64::from(req.output_charged(tier.min_output_limit));
+        let visit = |i: usize, best: &mut Cheapest, worst: &mut Option<Drop>| {
+            let Some(m) = self.models.get(i) else {
+                return;
+            };
+            match check(i, m) {
+                Ok(()) => best.insert(req.cost(m), i),
+                Err(d) => {
+                    if worst.is_none_or(|w| d.rank() > w.rank()) {
+                        *worst = Some(d);
+                    }
+                }
+            }
+        };
+        // A small tier is cheaper to scan whole than to walk twice.
+        if tier.models.len() <= SMALL_TIER {
+            for &i in &tier.models {
+                visit(i, &mut best, &mut worst);
+            }
+            return (best, worst);
+        }
+        for (&a, &b) in tier.by_input.iter().zip(tier.by_output.iter()) {
+            visit(a, &mut best, &mut worst);
+            visit(b, &mut best, &mut worst);
+            let (Some(ma), Some(mb)) = (self.models.get(a), self.models.get(b)) else {
+                continue;
+            };
+            let bound = (prompt * ma.input_per_mtok + fewest_output * mb.output_per_mtok) / 1e6;
+            if best.settled(bound) {
+                break;
+            }
+        }
+        (best, worst)
     }
 }
 
@@ -470,5 +540,67 @@ fn scope_error(req: &Request<'_, '_>, worst: Option<Drop>) -> RouteError {
             ErrorCode::ModelUnavailable,
             format!("every model behind `{name}` that could serve this request is unavailable"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::CapabilitySet;
+    use crate::policy::Target;
+    use proptest::prelude::*;
+
+    /// A one-tier policy over `prices` (input, output, output limit), every model with tools
+    /// except those whose index is a multiple of `no_tools`.
+    fn policy(prices: &[(u16, u16, u32)], no_tools: usize) -> CompiledPolicy {
+        let mut s = String::from(
+            "[policy]\nname = \"t\"\nmax_fallbacks = 8\n[[tiers]]\nname = \"only\"\nalias = \"flux-only\"\n[auto]\nsimple = \"only\"\nstandard = \"only\"\ncomplex = \"only\"\nreasoning = \"only\"\n",
+        );
+        for (i, (input, output, limit)) in prices.iter().enumerate() {
+            let caps = if i % no_tools == 0 { "" } else { "\"tools\"" };
+            s += &format!(
+                "[[models]]\nid = \"m{i}\"\nprovider = \"p\"\ntier = \"only\"\ncontext_window = 1000000\nmax_output_tokens = {limit}\ninput_per_mtok = {}\noutput_per_mtok = {}\ncapabilities = [{caps}]\n",
+                f64::from(*input) / 100.0,
+                f64::from(*output) / 100.0
+            );
+        }
+        s += "[pinned]\n";
+        for i in 0..prices.len() {
+            s += &format!("\"flux-pinned-m{i}\" = \"m{i}\"\n");
+        }
+        CompiledPolicy::from_toml(&s, "t.toml").unwrap().policy
+    }
+
+    proptest! {
+        #[test]
+        fn the_threshold_walk_finds_what_a_full_scan_finds(
+            prices in proptest::collection::vec((0u16..500, 0u16..500, prop_oneof![Just(100u32), Just(4096), Just(65536)]), 1..40),
+            no_tools in 1usize..5,
+            prompt in prop_oneof![0u32..200, 0u32..200_000],
+            max_output in proptest::option::of(1u32..2000),
+            tools in any::<bool>(),
+        ) {
+            let p = policy(&prices, no_tools);
+            let mut f = RequestFeatures::new(Target(TargetKind::Auto));
+            f.prompt_tokens = prompt;
+            f.max_output_tokens = max_output;
+            if tools {
+                f.capabilities = CapabilitySet::EMPTY.with(Capability::Tools);
+            }
+            let ctx = CallerContext::default();
+            let req = Request { policy: &p, features: &f, ctx: &ctx, tenant: None };
+            let (best, _) = p.cheapest(&req, 0, 9, |i, m| req.check(i, m));
+            // The full scan: every eligible model by (cost, catalog order).
+            let mut all: Vec<(f64, usize)> = p
+                .models
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| req.check(*i, m).is_ok())
+                .map(|(i, m)| (req.cost(m), i))
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let want: Vec<usize> = all.iter().take(9).map(|&(_, i)| i).collect();
+            prop_assert_eq!(best.iter().collect::<Vec<_>>(), want);
+        }
     }
 }

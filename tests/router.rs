@@ -125,7 +125,7 @@ fn readers_see_whole_policies_while_a_writer_swaps() {
     let swaps = Arc::new(AtomicUsize::new(0));
     // Decisions made so far: the writer swaps only after readers made progress, so swaps and
     // decisions interleave.
-    let decisions = Arc::new(AtomicUsize::new(0));
+    let decisions: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     const SWAPS: usize = 10_000;
     let readers: Vec<_> = (0..2)
         .map(|r| {
@@ -153,15 +153,22 @@ fn readers_see_whole_policies_while_a_writer_swaps() {
                         assert_eq!(d.model(), model);
                     }
                     n += 1;
-                    decisions.fetch_add(1, Ordering::Relaxed);
+                    decisions[r].fetch_add(1, Ordering::Relaxed);
                 }
                 (n, seen)
             })
         })
         .collect();
     for k in 0..SWAPS {
-        let before = decisions.load(Ordering::Relaxed);
-        while k % 4 == 0 && decisions.load(Ordering::Relaxed) == before {
+        // Every third swap waits until each reader has decided again (an odd period, so the
+        // waits fall under both policies in turn).
+        let before = decisions.each_ref().map(|d| d.load(Ordering::Relaxed));
+        while k % 3 == 0
+            && decisions
+                .iter()
+                .zip(before)
+                .any(|(d, b)| d.load(Ordering::Relaxed) == b)
+        {
             std::thread::yield_now();
         }
         let next = if k % 2 == 0 { &b } else { &a };

@@ -295,6 +295,10 @@ impl Checker<'_> {
                 return None;
             }
         };
+        let mut tiers = tiers;
+        for t in &mut tiers {
+            t.index(&models);
+        }
         let mut policy = CompiledPolicy {
             name: meta.name.get_ref().clone(),
             description: meta.description.clone(),
@@ -391,6 +395,9 @@ impl Checker<'_> {
                 alias: alias.clone(),
                 description: t.description.clone(),
                 models: Vec::new(),
+                by_input: Vec::new(),
+                by_output: Vec::new(),
+                min_output_limit: 0,
             });
         }
         out

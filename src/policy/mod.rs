@@ -101,6 +101,39 @@ pub(crate) struct Tier {
     pub description: String,
     /// Catalog order.
     pub models: Vec<usize>,
+    /// The same models by input price, then by output price (ties in catalog order): routing
+    /// walks both and stops once no unseen model can be cheaper, so its cost does not grow with
+    /// the tier's size.
+    pub by_input: Vec<usize>,
+    pub by_output: Vec<usize>,
+    /// The smallest output limit in the tier.
+    pub min_output_limit: u32,
+}
+
+impl Tier {
+    /// Fills the price orders from the catalog.
+    pub(crate) fn index(&mut self, models: &[Model]) {
+        let price = |i: &usize, f: fn(&Model) -> f64| models.get(*i).map_or(f64::INFINITY, f);
+        self.by_input = self.models.clone();
+        self.by_input.sort_by(|a, b| {
+            price(a, |m| m.input_per_mtok)
+                .total_cmp(&price(b, |m| m.input_per_mtok))
+                .then(a.cmp(b))
+        });
+        self.by_output = self.models.clone();
+        self.by_output.sort_by(|a, b| {
+            price(a, |m| m.output_per_mtok)
+                .total_cmp(&price(b, |m| m.output_per_mtok))
+                .then(a.cmp(b))
+        });
+        self.min_output_limit = self
+            .models
+            .iter()
+            .filter_map(|&i| models.get(i))
+            .map(|m| m.max_output_tokens)
+            .min()
+            .unwrap_or(0);
+    }
 }
 
 #[derive(Debug, Clone)]

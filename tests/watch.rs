@@ -1,0 +1,55 @@
+//! The file watcher (feature `watch`): reloads on change, keeps serving on a bad edit.
+
+#![cfg(feature = "watch")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fluxroute::{CompiledPolicy, EMBEDDED_POLICY, Router, Watcher};
+
+#[test]
+fn a_watcher_reloads_on_change_and_keeps_serving_on_a_bad_edit() {
+    let dir = std::env::temp_dir().join(format!("fluxroute-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, EMBEDDED_POLICY).unwrap();
+    let router = Arc::new(Router::new(CompiledPolicy::load(&path).unwrap().policy));
+    let first = router.load().fingerprint().to_owned();
+    let (tx, rx) = mpsc::channel();
+    let watcher = Watcher::start(router.clone(), &path, Duration::from_millis(20), move |r| {
+        tx.send(
+            r.map(|r| (r.changed, r.fingerprint))
+                .map_err(|e| e.to_string()),
+        )
+        .unwrap();
+    });
+    let wait = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("no reload seen")
+    };
+
+    // A real change: a different description.
+    let edited = EMBEDDED_POLICY.replace("Cost-aware routing", "Cost-aware routing, edited");
+    std::fs::write(&path, &edited).unwrap();
+    let (changed, fp) = wait().unwrap();
+    assert!(changed);
+    assert_ne!(fp, first);
+    assert_eq!(router.load().fingerprint(), fp);
+
+    // A broken edit is rejected with its diagnostics; the edited policy keeps serving.
+    std::fs::write(&path, format!("{edited}\n[[models]]\nid = 3\n")).unwrap();
+    let err = wait().unwrap_err();
+    assert!(err.contains("policy.toml"), "{err}");
+    assert_eq!(router.load().fingerprint(), fp);
+
+    // Comments only: the file changed, the policy did not.
+    std::fs::write(&path, format!("# a comment\n{edited}")).unwrap();
+    let (changed, same) = wait().unwrap();
+    assert!(!changed);
+    assert_eq!(same, fp);
+
+    watcher.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
