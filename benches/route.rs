@@ -19,13 +19,18 @@ fn body(model: &str) -> String {
 }
 
 fn bench(c: &mut Criterion, function: &str, policy: &CompiledPolicy, models: [(&str, &str); 3]) {
+    let models = models.map(|(p, m)| (p, m.to_owned()));
     let ctx = CallerContext::default();
     let mut group = c.benchmark_group("route");
     group.throughput(Throughput::Elements(1));
     for (param, model) in models {
         let features = policy
-            .classify(body(model).as_bytes())
+            .classify(body(&model).as_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
+        // Decisions, not rejections, are what is measured.
+        policy
+            .route(&features, &ctx)
+            .unwrap_or_else(|e| panic!("{function}/{param}: {e}"));
         group.bench_function(BenchmarkId::new(function, param), |b| {
             b.iter(|| {
                 black_box(
@@ -54,6 +59,12 @@ fn route(c: &mut Criterion) {
     let large = CompiledPolicy::from_toml(&catalog::catalog_toml(5_000), "generated.toml")
         .unwrap_or_else(|e| panic!("{e}"))
         .policy;
+    // A pinned model from the middle of the catalog that can serve the request (it has tools).
+    let ctx = CallerContext::default();
+    let pinned = (2_500..5_000)
+        .map(|i| format!("flux-pinned-m{i}"))
+        .find(|name| large.route_body(body(name).as_bytes(), &ctx).is_ok())
+        .unwrap();
     bench(
         c,
         "catalog5000",
@@ -61,7 +72,7 @@ fn route(c: &mut Criterion) {
         [
             ("auto", "flux-auto"),
             ("tier", "flux-t1"),
-            ("pinned", "flux-pinned-m4321"),
+            ("pinned", &pinned),
         ],
     );
 }

@@ -136,8 +136,13 @@ impl CapabilitySet {
     }
 
     /// The first capability of this set (in canonical order) that `have` lacks.
+    #[inline]
     pub fn missing_from(self, have: CapabilitySet) -> Option<Capability> {
-        self.iter().find(|c| !have.contains(*c))
+        let missing = CapabilitySet(self.0 & !have.0);
+        if missing.is_empty() {
+            return None;
+        }
+        missing.iter().next()
     }
 
     /// Whether the set is empty.

@@ -16,13 +16,13 @@ pub(crate) enum RuleRef {
     /// The default complexity → tier → cheapest step.
     Default,
     /// Rule `i` of the policy.
-    Rule(usize),
+    Rule(u32),
 }
 
 /// Up to [`MAX_FALLBACKS`] + 1 model indices, without allocating.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Fallbacks {
-    ids: [u32; MAX_FALLBACKS + 1],
+    ids: [u16; MAX_FALLBACKS + 1],
     len: u8,
 }
 
@@ -31,14 +31,16 @@ impl Fallbacks {
         usize::from(self.len)
     }
 
+    #[inline]
     pub fn push(&mut self, index: usize) {
         let len = self.len();
-        if let (Some(slot), Ok(id)) = (self.ids.get_mut(len), u32::try_from(index)) {
+        if let (Some(slot), Ok(id)) = (self.ids.get_mut(len), u16::try_from(index)) {
             *slot = id;
             self.len += 1;
         }
     }
 
+    #[inline]
     pub fn contains(&self, index: usize) -> bool {
         self.iter().any(|i| i == index)
     }
@@ -54,7 +56,7 @@ impl Fallbacks {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.ids.iter().take(self.len()).map(|&i| i as usize)
+        self.ids.iter().take(self.len()).map(|&i| usize::from(i))
     }
 }
 
@@ -142,7 +144,7 @@ impl<'p> Decision<'p> {
         match self.choice.rule {
             RuleRef::None => None,
             RuleRef::Default => Some("default"),
-            RuleRef::Rule(i) => self.policy.rules.get(i).map(|r| r.name.as_str()),
+            RuleRef::Rule(i) => self.policy.rules.get(i as usize).map(|r| r.name.as_str()),
         }
     }
 

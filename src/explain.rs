@@ -25,12 +25,7 @@ impl CompiledPolicy {
     /// ```
     pub fn explain(&self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Value {
         let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
-        let req = Request {
-            policy: self,
-            features,
-            ctx,
-            tenant,
-        };
+        let req = Request::new(self, features, ctx, tenant);
         let (scope, rules): (Vec<usize>, Vec<Value>) = match features.target.0 {
             TargetKind::Pinned(a) => (
                 self.pinned.get(a).map(|a| a.model).into_iter().collect(),

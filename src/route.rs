@@ -52,13 +52,31 @@ pub(crate) struct Request<'a, 'p> {
     pub features: &'a RequestFeatures,
     pub ctx: &'a CallerContext<'a>,
     pub tenant: Option<&'p Tenant>,
+    /// Prompt tokens with the policy's safety margin.
+    pub prompt: u64,
 }
 
-impl Request<'_, '_> {
+impl<'a, 'p> Request<'a, 'p> {
+    pub fn new(
+        policy: &'p CompiledPolicy,
+        features: &'a RequestFeatures,
+        ctx: &'a CallerContext<'a>,
+        tenant: Option<&'p Tenant>,
+    ) -> Self {
+        let p = u64::from(features.prompt_tokens);
+        let prompt = p + (p * u64::from(policy.limits.margin_bp)).div_ceil(10_000);
+        Request {
+            policy,
+            features,
+            ctx,
+            tenant,
+            prompt,
+        }
+    }
+
     /// Prompt tokens with the policy's safety margin.
     pub fn prompt_with_margin(&self) -> u64 {
-        let p = u64::from(self.features.prompt_tokens);
-        p + (p * u64::from(self.policy.limits.margin_bp)).div_ceil(10_000)
+        self.prompt
     }
 
     /// Output tokens to fit in `model`'s window: the request's own, else the reserve.
@@ -72,6 +90,7 @@ impl Request<'_, '_> {
     }
 
     /// The hard filters, in order: tenant, capabilities, output limit, context, availability.
+    #[inline]
     pub fn check(&self, index: usize, model: &Model) -> Result<(), Drop> {
         if let Some(allowed) = self.tenant.and_then(|t| t.models.as_ref())
             && !allowed.get(index).copied().unwrap_or(false)
@@ -88,7 +107,7 @@ impl Request<'_, '_> {
         {
             return Err(Drop::Output);
         }
-        let needed = self.prompt_with_margin() + u64::from(self.output_for(model));
+        let needed = self.prompt + u64::from(self.output_for(model));
         if needed > u64::from(model.context_window) {
             return Err(Drop::Context);
         }
@@ -108,12 +127,18 @@ impl Request<'_, '_> {
 
     /// Estimated USD cost of serving this request with `model`.
     pub fn cost(&self, model: &Model) -> f64 {
-        let output = self.output_charged(model.max_output_tokens);
-        (f64::from(self.features.prompt_tokens) * model.input_per_mtok
-            + f64::from(output) * model.output_per_mtok)
-            / 1e6
+        self.cost_key(model) / 1e6
     }
 
+    /// The cost in millionths of a dollar: orders models as [`Request::cost`] does, without
+    /// a division per candidate.
+    pub fn cost_key(&self, model: &Model) -> f64 {
+        let output = self.output_charged(model.max_output_tokens);
+        f64::from(self.features.prompt_tokens) * model.input_per_mtok
+            + f64::from(output) * model.output_per_mtok
+    }
+
+    #[inline]
     pub fn rule_matches(&self, rule: &Rule) -> bool {
         let f = self.features;
         let in_scope = match f.target.0 {
@@ -187,26 +212,28 @@ impl Cheapest {
         }
     }
 
-    /// Adds a model (once: a model seen again is ignored); ties keep catalog order.
+    /// Adds a model not added before; ties keep catalog order.
+    #[inline]
     fn insert(&mut self, cost: f64, index: usize) {
-        if self.iter().any(|i| i == index) {
-            return;
-        }
-        let mut at = self.len;
-        while at > 0
-            && self
-                .items
-                .get(at - 1)
-                .is_some_and(|&(c, i)| c > cost || (c == cost && i > index))
-        {
-            at -= 1;
-        }
+        let len = self.len.min(self.items.len());
+        let items = self.items.get(..len).unwrap_or_default();
+        // Where it goes: after every cheaper model, and after equal ones earlier in the catalog.
+        let at = items
+            .iter()
+            .position(|&(c, i)| c > cost || (c == cost && i > index))
+            .unwrap_or(len);
         if at >= self.cap {
             return;
         }
-        let end = self.len.min(self.cap - 1);
-        if let Some(window) = self.items.get_mut(at..=end) {
-            window.rotate_right(1);
+        // Shift the tail one place right (dropping the last when full), then insert.
+        let mut j = len.min(self.cap - 1);
+        while j > at {
+            if let Some(&prev) = self.items.get(j - 1)
+                && let Some(slot) = self.items.get_mut(j)
+            {
+                *slot = prev;
+            }
+            j -= 1;
         }
         if let Some(slot) = self.items.get_mut(at) {
             *slot = (cost, index);
@@ -235,6 +262,7 @@ struct Picks {
 }
 
 impl Picks {
+    #[inline]
     fn push(&mut self, index: usize) {
         if self.list.len() < self.cap && !self.list.contains(index) {
             self.list.push(index);
@@ -262,12 +290,7 @@ impl CompiledPolicy {
         {
             return Err(not_allowed(ctx, self.target_name(features.target)));
         }
-        let req = Request {
-            policy: self,
-            features,
-            ctx,
-            tenant,
-        };
+        let req = Request::new(self, features, ctx, tenant);
         let choice = match features.target.0 {
             TargetKind::Pinned(a) => self.exact(&req, self.pinned.get(a).map(|a| a.model))?,
             TargetKind::Passthrough(m) => self.exact(&req, Some(m))?,
@@ -318,7 +341,8 @@ impl CompiledPolicy {
             self.rule_candidates(req, rule, &mut picks);
             if let Some(first) = picks.list.first() {
                 self.default_chain(req, &mut picks);
-                return Ok(self.choice(req, first, RuleRef::Rule(ri), &picks));
+                let rule = RuleRef::Rule(u32::try_from(ri).unwrap_or(u32::MAX));
+                return Ok(self.choice(req, first, rule, &picks));
             }
         }
         let mut picks = Picks {
@@ -348,7 +372,8 @@ impl CompiledPolicy {
         };
         match &rule.action {
             Action::Tier(t) => {
-                let (best, _) = self.cheapest(req, *t, picks.cap, |i, m| {
+                let mut best = Cheapest::new(picks.cap);
+                self.cheapest(req, *t, &mut best, |i, m| {
                     if req.in_target(i) {
                         req.check(i, m)
                     } else {
@@ -389,7 +414,8 @@ impl CompiledPolicy {
     fn default_chain(&self, req: &Request<'_, '_>, picks: &mut Picks) -> Option<Drop> {
         let mut worst: Option<Drop> = None;
         for t in req.tier_order() {
-            let (best, w) = self.cheapest(req, t, picks.cap, |i, m| req.check(i, m));
+            let mut best = Cheapest::new(picks.cap);
+            let w = self.cheapest(req, t, &mut best, |i, m| req.check(i, m));
             if let Some(d) = w
                 && worst.is_none_or(|w| d.rank() > w.rank())
             {
@@ -415,22 +441,23 @@ impl CompiledPolicy {
         &self,
         req: &Request<'_, '_>,
         t: usize,
-        cap: usize,
+        best: &mut Cheapest,
         check: impl Fn(usize, &Model) -> Result<(), Drop>,
-    ) -> (Cheapest, Option<Drop>) {
-        let mut best = Cheapest::new(cap);
+    ) -> Option<Drop> {
         let mut worst: Option<Drop> = None;
         let Some(tier) = self.tiers.get(t) else {
-            return (best, worst);
+            return worst;
         };
         let prompt = f64::from(req.features.prompt_tokens);
         let fewest_output = f64::from(req.output_charged(tier.min_output_limit));
-        let visit = |i: usize, best: &mut Cheapest, worst: &mut Option<Drop>| {
+        let visit = |i: usize, best: &mut Cheapest, worst: &mut Option<Drop>, once: bool| {
             let Some(m) = self.models.get(i) else {
                 return;
             };
             match check(i, m) {
-                Ok(()) => best.insert(req.cost(m), i),
+                // The price walk meets most models twice; they enter once.
+                Ok(()) if once || !best.iter().any(|b| b == i) => best.insert(req.cost_key(m), i),
+                Ok(()) => {}
                 Err(d) => {
                     if worst.is_none_or(|w| d.rank() > w.rank()) {
                         *worst = Some(d);
@@ -441,22 +468,22 @@ impl CompiledPolicy {
         // A small tier is cheaper to scan whole than to walk twice.
         if tier.models.len() <= SMALL_TIER {
             for &i in &tier.models {
-                visit(i, &mut best, &mut worst);
+                visit(i, best, &mut worst, true);
             }
-            return (best, worst);
+            return worst;
         }
         for (&a, &b) in tier.by_input.iter().zip(tier.by_output.iter()) {
-            visit(a, &mut best, &mut worst);
-            visit(b, &mut best, &mut worst);
+            visit(a, best, &mut worst, false);
+            visit(b, best, &mut worst, false);
             let (Some(ma), Some(mb)) = (self.models.get(a), self.models.get(b)) else {
                 continue;
             };
-            let bound = (prompt * ma.input_per_mtok + fewest_output * mb.output_per_mtok) / 1e6;
+            let bound = prompt * ma.input_per_mtok + fewest_output * mb.output_per_mtok;
             if best.settled(bound) {
                 break;
             }
         }
-        (best, worst)
+        worst
     }
 }
 
@@ -588,15 +615,16 @@ mod tests {
                 f.capabilities = CapabilitySet::EMPTY.with(Capability::Tools);
             }
             let ctx = CallerContext::default();
-            let req = Request { policy: &p, features: &f, ctx: &ctx, tenant: None };
-            let (best, _) = p.cheapest(&req, 0, 9, |i, m| req.check(i, m));
+            let req = Request::new(&p, &f, &ctx, None);
+            let mut best = Cheapest::new(9);
+            p.cheapest(&req, 0, &mut best, |i, m| req.check(i, m));
             // The full scan: every eligible model by (cost, catalog order).
             let mut all: Vec<(f64, usize)> = p
                 .models
                 .iter()
                 .enumerate()
                 .filter(|(i, m)| req.check(*i, m).is_ok())
-                .map(|(i, m)| (req.cost(m), i))
+                .map(|(i, m)| (req.cost_key(m), i))
                 .collect();
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let want: Vec<usize> = all.iter().take(9).map(|&(_, i)| i).collect();

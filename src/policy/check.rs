@@ -19,6 +19,9 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
 
 /// The most patterns (signals plus rule patterns) a policy may hold: matches are a `u64`.
 pub(crate) const MAX_PATTERNS: usize = 64;
+
+/// The most models a catalog may hold: decisions keep model indices in 16 bits.
+pub(crate) const MAX_MODELS: usize = u16::MAX as usize;
 /// The most tiers a policy may hold: rule scopes are a `u64`.
 const MAX_TIERS: usize = 64;
 const WEIGHT_TOLERANCE: f64 = 1e-6;
@@ -265,6 +268,10 @@ impl Checker<'_> {
         );
         let tenants = self.tenants(&raw, &model_index, &names, models.len());
 
+        if models.len() > MAX_MODELS {
+            let msg = format!("at most {MAX_MODELS} models, got {}", models.len());
+            self.error(K::InvalidValue, None, "models".into(), msg);
+        }
         if patterns.len() > MAX_PATTERNS {
             let msg = format!(
                 "at most {MAX_PATTERNS} patterns (signals plus rule patterns), got {}",
