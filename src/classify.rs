@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::capability::{Capability, CapabilitySet};
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::TextCounts;
+use crate::estimate::{Counts, TextCounts};
 use crate::policy::{CompiledPolicy, Target};
 use crate::scan::{Cursor, Kind, Str, syntax_error};
 
@@ -249,7 +249,7 @@ struct MessageText<'a> {
 /// The last user message: its token counts and the pieces of text patterns look at.
 #[derive(Clone, Copy)]
 struct UserMessage<'a> {
-    counts: TextCounts,
+    counts: Counts,
     first: Option<Str<'a>>,
     last: Option<Str<'a>>,
 }
@@ -489,7 +489,8 @@ impl<'p, 'a> Scan<'p, 'a> {
         }
         // Per-message framing, as chat formats add it.
         self.prompt.add(3);
-        self.prompt.merge(&text.counts);
+        let counts = text.counts.totals();
+        self.prompt.add_counts(&counts);
         if role == Role::Tool {
             self.capabilities.insert(Capability::Tools);
         }
@@ -498,7 +499,7 @@ impl<'p, 'a> Scan<'p, 'a> {
                 self.first_user = text.hash.map(Fnv::finish);
             }
             self.last_user = Some(UserMessage {
-                counts: text.counts,
+                counts,
                 first: text.first,
                 last: text.last,
             });
@@ -746,12 +747,7 @@ impl CompiledPolicy {
         } else {
             half
         };
-        for c in first.chars() {
-            if text.len() + c.len_utf8() > head {
-                break;
-            }
-            text.push(c);
-        }
+        first.decode_into(&mut text, head);
         let tail_from = if one {
             // The tail follows the head in the same part (when the part is longer).
             (first.raw.len() > head).then(|| first.raw.len().saturating_sub(half))
@@ -766,12 +762,7 @@ impl CompiledPolicy {
                 escaped: last.escaped,
             };
             text.push('\n');
-            for c in tail.chars() {
-                if text.len() + c.len_utf8() > PATTERN_WINDOW + 1 {
-                    break;
-                }
-                text.push(c);
-            }
+            tail.decode_into(&mut text, PATTERN_WINDOW + 1);
         }
         self.match_patterns(&text)
     }

@@ -222,6 +222,11 @@ impl TextCounts {
         self.totals.add_all(&other.totals());
     }
 
+    /// Adds counts taken from another [`TextCounts`].
+    pub fn add_counts(&mut self, counts: &Counts) {
+        self.totals.add_all(counts);
+    }
+
     /// Ends a string: the next text starts new runs.
     pub fn end(&mut self) {
         self.carry = NO_CLASS;

@@ -37,6 +37,34 @@ impl<'a> Str<'a> {
         }
     }
 
+    /// Appends the decoded text to `out` while it stays within `limit` bytes: runs between
+    /// escapes are copied whole, escapes decoded one by one.
+    pub fn decode_into(self, out: &mut String, limit: usize) {
+        let mut rest = self.raw;
+        while !rest.is_empty() {
+            let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
+            let (text, tail) = rest.split_at(run);
+            let room = limit.saturating_sub(out.len());
+            if text.len() > room {
+                let mut cut = room;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str(text.get(..cut).unwrap_or(""));
+                return;
+            }
+            out.push_str(text);
+            let Some((c, len)) = escape(tail.as_bytes()) else {
+                return;
+            };
+            if out.len() + c.len_utf8() > limit {
+                return;
+            }
+            out.push(c);
+            rest = tail.get(len..).unwrap_or("");
+        }
+    }
+
     /// The decoded text when it fits in `buf` (names, roles and types are short); longer
     /// escaped strings give `""`, which matches none of them.
     pub fn small<'b>(self, buf: &'b mut [u8; 32]) -> &'b str
@@ -611,6 +639,27 @@ mod tests {
             .small(&mut buf),
             ""
         );
+    }
+
+    #[test]
+    fn decoding_into_a_buffer_matches_the_characters_and_stops_at_the_limit() {
+        let raw = r#"caf\u00e9 \"q\" \ud83d\ude00 tab\t end"#;
+        let s = Str { raw, escaped: true };
+        let all: String = s.chars().collect();
+        for limit in 0..=all.len() + 2 {
+            let mut out = String::new();
+            s.decode_into(&mut out, limit);
+            assert!(
+                out.len() <= limit && all.starts_with(&out),
+                "{limit}: {out:?}"
+            );
+            // Stops only when the next character would not fit.
+            let next = all.get(out.len()..).and_then(|r| r.chars().next());
+            assert!(
+                next.is_none_or(|c| out.len() + c.len_utf8() > limit),
+                "{limit}: {out:?}"
+            );
+        }
     }
 
     #[test]
