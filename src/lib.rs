@@ -2,6 +2,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// Lets shared test support written against the public API also build inside unit tests.
+#[cfg(test)]
+extern crate self as fluxroute;
+
 mod capability;
 mod classify;
 mod decision;
