@@ -17,12 +17,19 @@ struct Table {
 
 fn classify(policy: &CompiledPolicy, prompt: &str) -> Complexity {
     let body = serde_json::json!({"model": "flux-auto", "messages": [{"role": "user", "content": prompt}]});
-    policy.classify(body.to_string().as_bytes()).unwrap().complexity
+    policy
+        .classify(body.to_string().as_bytes())
+        .unwrap()
+        .complexity
 }
 
 #[test]
 fn the_default_policy_agrees_with_the_labelled_prompts() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/complexity.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cases/complexity.toml"
+    ))
+    .unwrap();
     let table: Table = toml::from_str(&text).unwrap();
     let policy = CompiledPolicy::embedded();
     let mut total = 0;
@@ -41,7 +48,10 @@ fn the_default_policy_agrees_with_the_labelled_prompts() {
             if got == label {
                 agree += 1;
             } else {
-                confusion.entry((label, got)).or_default().push(p.chars().take(60).collect());
+                confusion
+                    .entry((label, got))
+                    .or_default()
+                    .push(p.chars().take(60).collect());
             }
         }
     }
