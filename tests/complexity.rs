@@ -1,5 +1,5 @@
 //! flux-auto's complexity classes on everyday prompts: a table of labelled prompts
-//! (`tests/cases/complexity.toml`) and the agreement the default policy must hold.
+//! (`tests/labels/complexity.toml`) and the agreement the default policy must hold.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -27,7 +27,7 @@ fn classify(policy: &CompiledPolicy, prompt: &str) -> Complexity {
 fn the_default_policy_agrees_with_the_labelled_prompts() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/cases/complexity.toml"
+        "/tests/labels/complexity.toml"
     ))
     .unwrap();
     let table: Table = toml::from_str(&text).unwrap();
