@@ -57,6 +57,7 @@ pub(crate) struct Request<'a, 'p> {
 }
 
 impl<'a, 'p> Request<'a, 'p> {
+    #[inline]
     pub fn new(
         policy: &'p CompiledPolicy,
         features: &'a RequestFeatures,
@@ -80,6 +81,7 @@ impl<'a, 'p> Request<'a, 'p> {
     }
 
     /// Output tokens to fit in `model`'s window: the request's own, else the reserve.
+    #[inline]
     pub fn output_for(&self, model: &Model) -> u32 {
         self.features.max_output_tokens.unwrap_or_else(|| {
             self.policy
@@ -118,6 +120,7 @@ impl<'a, 'p> Request<'a, 'p> {
     }
 
     /// Output tokens a cost estimate charges a model whose output limit is `limit`.
+    #[inline]
     pub fn output_charged(&self, limit: u32) -> u32 {
         let expected = self.policy.limits.expected_output_tokens.min(limit);
         self.features
@@ -132,6 +135,7 @@ impl<'a, 'p> Request<'a, 'p> {
 
     /// The cost in millionths of a dollar: orders models as [`Request::cost`] does, without
     /// a division per candidate.
+    #[inline]
     pub fn cost_key(&self, model: &Model) -> f64 {
         let output = self.output_charged(model.max_output_tokens);
         f64::from(self.features.prompt_tokens) * model.input_per_mtok
@@ -167,6 +171,7 @@ impl<'a, 'p> Request<'a, 'p> {
     }
 
     /// Whether `index` may serve a request for this target (tier aliases keep to their tier).
+    #[inline]
     pub fn in_target(&self, index: usize) -> bool {
         match self.features.target.0 {
             TargetKind::Tier(t) => self.policy.models.get(index).is_some_and(|m| m.tier == t),
@@ -175,6 +180,7 @@ impl<'a, 'p> Request<'a, 'p> {
     }
 
     /// The tiers the default step searches: for `flux-auto` the class's tier, then up, then down.
+    #[inline]
     pub fn tier_order(&self) -> impl Iterator<Item = usize> + use<> {
         let n = self.policy.tiers.len();
         let (start, only) = match self.features.target.0 {
@@ -472,15 +478,52 @@ impl CompiledPolicy {
             }
             return worst;
         }
-        for (&a, &b) in tier.by_input.iter().zip(tier.by_output.iter()) {
-            visit(a, best, &mut worst, false);
-            visit(b, best, &mut worst, false);
-            let (Some(ma), Some(mb)) = (self.models.get(a), self.models.get(b)) else {
-                continue;
-            };
-            let bound = prompt * ma.input_per_mtok + fewest_output * mb.output_per_mtok;
-            if best.settled(bound) {
+        let input = |i: usize| {
+            self.models
+                .get(i)
+                .map_or(f64::INFINITY, |m| m.input_per_mtok)
+        };
+        let output = |i: usize| {
+            self.models
+                .get(i)
+                .map_or(f64::INFINITY, |m| m.output_per_mtok)
+        };
+        let (by_in, by_out) = (&tier.by_input, &tier.by_output);
+        let (Some(&first_in), Some(&first_out)) = (by_in.first(), by_out.first()) else {
+            return worst;
+        };
+        visit(first_in, best, &mut worst, false);
+        visit(first_out, best, &mut worst, false);
+        let (mut a, mut b) = (0usize, 0usize);
+        loop {
+            let (cur_in, cur_out) = (
+                by_in.get(a).map_or(f64::INFINITY, |&i| input(i)),
+                by_out.get(b).map_or(f64::INFINITY, |&i| output(i)),
+            );
+            if best.settled(prompt * cur_in + fewest_output * cur_out) {
                 break;
+            }
+            // Advance the order whose next model raises the bound more.
+            let gain_in = by_in.get(a + 1).map(|&i| prompt * (input(i) - cur_in));
+            let gain_out = by_out
+                .get(b + 1)
+                .map(|&i| fewest_output * (output(i) - cur_out));
+            let next = match (gain_in, gain_out) {
+                (None, None) => break,
+                (Some(gi), Some(go)) if gi > go => None,
+                (Some(_), None) => None,
+                _ => Some(()),
+            };
+            if next.is_some() {
+                b += 1;
+                if let Some(&i) = by_out.get(b) {
+                    visit(i, best, &mut worst, false);
+                }
+            } else {
+                a += 1;
+                if let Some(&i) = by_in.get(a) {
+                    visit(i, best, &mut worst, false);
+                }
             }
         }
         worst
