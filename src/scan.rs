@@ -662,6 +662,47 @@ mod tests {
         }
     }
 
+    /// Every non-ASCII character and some ASCII ones as `\\u` escapes, the rest as serde_json
+    /// writes them.
+    fn escape_more(text: &str, every: usize) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in text.chars().enumerate() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control()
+                    || !c.is_ascii()
+                    || (every > 0 && i % every == 0 && c.is_ascii_alphanumeric()) =>
+                {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counting_a_json_string_counts_its_decoded_text(
+            text in "\\PC{0,300}|[a-z0-9 \n\t\"\\\\.,é日😀]{0,300}",
+            every in 0usize..7,
+        ) {
+            let mut want = TextCounts::default();
+            want.text(&text);
+            for json in [serde_json::to_string(&text).unwrap(), escape_more(&text, every)] {
+                let mut got = TextCounts::default();
+                let s = Cursor::new(&json).string(Some(&mut got)).unwrap();
+                proptest::prop_assert_eq!(s.decode(), text.as_str());
+                proptest::prop_assert_eq!(got.totals(), want.totals(), "{}", json);
+            }
+        }
+    }
+
     #[test]
     fn errors_name_line_and_column() {
         let e = walk("{\n  \"a\": tru\n}").unwrap_err();
