@@ -95,22 +95,22 @@ impl Counts {
     }
 }
 
-/// Per-lane counters, one byte per lane and feature, emptied into [`Counts`] before a lane
-/// can overflow.
+/// Per-lane counters, one byte per lane and feature (as in [`Counts`]), emptied into
+/// [`Counts`] before a lane can overflow.
 #[derive(Debug, Clone, Copy, Default)]
-struct Lanes([u8x16; 11]);
-
-const LETTERS: usize = 0;
-const WORDS: usize = 1;
-const DIGITS: usize = 2;
-const NUMBERS: usize = 3;
-const PUNCT: usize = 4;
-const PUNCT_RUNS: usize = 5;
-const NEWLINES: usize = 6;
-const INDENT: usize = 7;
-const WIDE: usize = 8;
-const CJK: usize = 9;
-const ASTRAL: usize = 10;
+struct Lanes {
+    letters: u8x16,
+    words: u8x16,
+    digits: u8x16,
+    numbers: u8x16,
+    punct: u8x16,
+    punct_runs: u8x16,
+    newlines: u8x16,
+    indent: u8x16,
+    wide: u8x16,
+    cjk: u8x16,
+    astral: u8x16,
+}
 
 /// A byte of no class: what precedes the first byte of a string.
 const NO_CLASS: u8 = 0x80;
@@ -178,24 +178,20 @@ impl TextCounts {
     }
 
     fn lanes_total(&self) -> Counts {
-        let sum = |i: usize| {
-            self.lanes
-                .0
-                .get(i)
-                .map_or(0, |v| v.to_array().iter().map(|&x| u32::from(x)).sum())
-        };
+        let sum = |v: u8x16| v.to_array().iter().map(|&x| u32::from(x)).sum();
+        let l = &self.lanes;
         Counts {
-            letters: sum(LETTERS),
-            words: sum(WORDS),
-            digits: sum(DIGITS),
-            numbers: sum(NUMBERS),
-            punct: sum(PUNCT),
-            punct_runs: sum(PUNCT_RUNS),
-            newlines: sum(NEWLINES),
-            indent: sum(INDENT),
-            wide: sum(WIDE),
-            cjk: sum(CJK),
-            astral: sum(ASTRAL),
+            letters: sum(l.letters),
+            words: sum(l.words),
+            digits: sum(l.digits),
+            numbers: sum(l.numbers),
+            punct: sum(l.punct),
+            punct_runs: sum(l.punct_runs),
+            newlines: sum(l.newlines),
+            indent: sum(l.indent),
+            wide: sum(l.wide),
+            cjk: sum(l.cjk),
+            astral: sum(l.astral),
             fixed: 0,
         }
     }
@@ -248,7 +244,7 @@ impl TextCounts {
         let p = !(l | d | s | h) & valid;
         let pp = !(lp | dp | sp | hp);
         let (l, d, s, h) = (l & valid, d & valid, s & valid, h & valid);
-        let [
+        let Lanes {
             letters,
             words,
             digits,
@@ -260,7 +256,7 @@ impl TextCounts {
             wide,
             cjk,
             astral,
-        ] = &mut self.lanes.0;
+        } = &mut self.lanes;
         // A true lane is 0xFF, so subtracting it adds one.
         *letters -= l;
         *words -= l & !lp;
