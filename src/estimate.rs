@@ -172,6 +172,9 @@ fn classes(v: u8x16) -> [u8x16; 4] {
 impl TextCounts {
     /// Everything counted so far.
     pub fn totals(&self) -> Counts {
+        if self.pending == 0 {
+            return self.totals;
+        }
         let mut t = self.totals;
         t.add_all(&self.lanes_total());
         t
