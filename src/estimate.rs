@@ -39,16 +39,16 @@ pub(crate) struct Counts {
 
 /// The fitted weights, in the order of [`Counts::features`]; see `examples/fit_estimator.rs`.
 pub(crate) const WEIGHTS: [f32; 11] = [
-    0.0688, // letters
-    0.7291, // words
+    0.0604, // letters
+    0.7661, // words
     0.0000, // digits
-    1.5592, // digit groups of up to three
-    0.1018, // punct
-    0.5360, // punct_runs
-    1.6093, // newlines
-    0.0000, // indent
-    0.3245, // wide
-    0.7944, // cjk
+    1.6715, // digit groups of up to three
+    0.0277, // punct
+    0.6853, // punct_runs
+    0.8845, // newlines
+    0.0542, // indent
+    0.3733, // wide
+    0.8022, // cjk
     1.5000, // astral: not in the corpus; emoji take one to three tokens
 ];
 

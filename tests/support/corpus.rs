@@ -15,6 +15,14 @@ pub fn sources() -> Vec<(&'static str, String)> {
             .to_owned(),
         ),
         (
+            "markdown",
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/corpus/markdown.txt"
+            ))
+            .to_owned(),
+        ),
+        (
             "math",
             include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -37,6 +45,20 @@ pub fn sources() -> Vec<(&'static str, String)> {
                 "/tests/corpus/japanese.txt"
             ))
             .to_owned(),
+        ),
+        (
+            "scripts",
+            [
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/corpus/python.txt"
+                )),
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/corpus/javascript.txt"
+                )),
+            ]
+            .concat(),
         ),
         (
             "code",
