@@ -12,7 +12,8 @@ use wide::u8x16;
 use crate::error::{ErrorCode, RouteError};
 use crate::estimate::{TextCounts, load};
 
-/// The deepest nesting of arrays and objects accepted, as `serde_json`'s default.
+/// The deepest nesting of arrays and objects accepted, the top-level object included (one level
+/// more than `serde_json`'s default recursion limit allows).
 pub(crate) const MAX_DEPTH: u32 = 128;
 
 /// A JSON string as it appears in the body: the text between its quotes, escapes undecoded.
