@@ -489,12 +489,15 @@ impl<'p, 'a> Scan<'p, 'a> {
         }
         // Per-message framing, as chat formats add it.
         self.prompt.add(3);
-        let counts = text.counts.totals();
-        self.prompt.add_counts(&counts);
         if role == Role::Tool {
             self.capabilities.insert(Capability::Tools);
         }
-        if role == Role::User {
+        if role != Role::User {
+            self.prompt.absorb(&text.counts);
+        } else {
+            // A user message's own total is kept for the score.
+            let counts = text.counts.totals();
+            self.prompt.add_counts(&counts);
             if self.first_user.is_none() {
                 self.first_user = text.hash.map(Fnv::finish);
             }

@@ -221,6 +221,22 @@ impl TextCounts {
         self.totals.add_all(&other.totals());
     }
 
+    /// Adds everything `other` counted without summing its lanes: they are added lane by lane
+    /// (emptying this count's lanes first when the two could overflow a lane).
+    pub fn absorb(&mut self, other: &TextCounts) {
+        if u16::from(self.pending) + u16::from(other.pending) >= u16::from(u8::MAX) {
+            self.flush();
+        }
+        macro_rules! add {
+            ($($f:ident),*) => { $(self.lanes.$f += other.lanes.$f;)* };
+        }
+        add!(
+            letters, words, digits, numbers, punct, punct_runs, newlines, indent, wide, cjk, astral
+        );
+        self.pending += other.pending;
+        self.totals.add_all(&other.totals);
+    }
+
     /// Adds counts taken from another [`TextCounts`].
     pub fn add_counts(&mut self, counts: &Counts) {
         self.totals.add_all(counts);
@@ -318,14 +334,21 @@ impl TextCounts {
     /// Counts one character, which continues the current string (a decoded escape).
     #[inline]
     pub fn char(&mut self, c: char) {
-        let Ok(b) = u8::try_from(c) else {
-            let mut buf = [0u8; 4];
-            return self.bytes(c.encode_utf8(&mut buf).as_bytes());
+        let b = match u8::try_from(c) {
+            Ok(b) if b < 0x80 => b,
+            _ => {
+                // A non-ASCII character: its lead byte decides the kind; it ends any run and
+                // its last byte (a continuation) has no class.
+                let mut buf = [0u8; 4];
+                match c.encode_utf8(&mut buf).as_bytes().first() {
+                    Some(0xE3..=0xED) => self.totals.cjk += 1,
+                    Some(0xF0..=0xFF) => self.totals.astral += 1,
+                    _ => self.totals.wide += 1,
+                }
+                self.carry = NO_CLASS;
+                return;
+            }
         };
-        if b >= 0x80 {
-            let mut buf = [0u8; 4];
-            return self.bytes(c.encode_utf8(&mut buf).as_bytes());
-        }
         // An ASCII escape (`\n`, `\"`, `\\` ...): counted directly.
         let (class, prev) = (class_of(b), class_of(self.carry));
         let t = &mut self.totals;
