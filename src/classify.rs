@@ -639,7 +639,7 @@ impl<'p, 'a> Scan<'p, 'a> {
             }
             Some(PartType::Text) => match part_text {
                 Some((s, counts)) => {
-                    text.counts.merge(&counts);
+                    text.counts.absorb(&counts);
                     self.piece(text, s);
                     Ok(())
                 }

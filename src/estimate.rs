@@ -216,11 +216,6 @@ impl TextCounts {
         self.totals.fixed = self.totals.fixed.saturating_add(tokens);
     }
 
-    /// Adds everything `other` counted.
-    pub fn merge(&mut self, other: &TextCounts) {
-        self.totals.add_all(&other.totals());
-    }
-
     /// Adds everything `other` counted without summing its lanes: they are added lane by lane
     /// (emptying this count's lanes first when the two could overflow a lane).
     pub fn absorb(&mut self, other: &TextCounts) {
