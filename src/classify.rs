@@ -145,7 +145,9 @@ impl CompiledPolicy {
                 ),
             ));
         }
-        let text = std::str::from_utf8(body).map_err(|e| {
+        // SIMD validation; the standard library's only to place an error.
+        let valid = simdutf8::basic::from_utf8(body).or_else(|_| std::str::from_utf8(body));
+        let text = valid.map_err(|e| {
             let valid = body
                 .get(..e.valid_up_to())
                 .and_then(|b| std::str::from_utf8(b).ok())

@@ -2,9 +2,10 @@
 //!
 //! A byte-pair encoder such as `o200k_base` first splits text into words, numbers (at most three
 //! digits each), punctuation runs and whitespace, then merges bytes inside each piece. The
-//! estimate counts those pieces and their lengths, sixteen bytes at a time with SIMD compares
-//! ([`wide`], portable and safe), and weighs the counts with a linear model fitted against
-//! exact `o200k_base` counts (`examples/fit_estimator.rs`).
+//! estimate counts those pieces and their lengths, 64 bytes at a time: SIMD compares ([`wide`],
+//! portable and safe) give one bit mask per byte class, and shifts and population counts of
+//! the masks give the counts and the run starts. A linear model fitted against exact
+//! `o200k_base` counts weighs them (the `fit_weights` test below).
 
 use wide::u8x16;
 
@@ -37,7 +38,7 @@ pub(crate) struct Counts {
     pub fixed: u32,
 }
 
-/// The fitted weights, in the order of [`Counts::features`]; see `examples/fit_estimator.rs`.
+/// The fitted weights, in the order of [`Counts::features`]; see the `fit_weights` test.
 pub(crate) const WEIGHTS: [f32; 11] = [
     0.0604, // letters
     0.7661, // words
@@ -95,120 +96,181 @@ impl Counts {
     }
 }
 
-/// Per-lane counters, one byte per lane and feature (as in [`Counts`]), emptied into
-/// [`Counts`] before a lane can overflow.
-#[derive(Debug, Clone, Copy, Default)]
-struct Lanes {
-    letters: u8x16,
-    words: u8x16,
-    digits: u8x16,
-    numbers: u8x16,
-    punct: u8x16,
-    punct_runs: u8x16,
-    newlines: u8x16,
-    indent: u8x16,
-    wide: u8x16,
-    cjk: u8x16,
-    astral: u8x16,
+/// Sixty-four bytes as four vectors.
+pub(crate) type Quad = [u8x16; 4];
+
+/// Up to 64 bytes of `bytes` as a [`Quad`], zero-padded.
+#[inline(always)]
+pub(crate) fn quad(bytes: &[u8]) -> Quad {
+    let full;
+    let block: &[u8; 64] = match bytes.first_chunk::<64>() {
+        Some(b) => b,
+        None => {
+            let mut a = [0u8; 64];
+            if let Some(dst) = a.get_mut(..bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            full = a;
+            &full
+        }
+    };
+    let (v0, rest) = block.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+    let (v1, rest) = rest.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+    let (v2, rest) = rest.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+    let v3 = rest.first_chunk::<16>().unwrap_or(&[0; 16]);
+    [
+        u8x16::new(*v0),
+        u8x16::new(*v1),
+        u8x16::new(*v2),
+        u8x16::new(*v3),
+    ]
 }
 
-/// A byte of no class: what precedes the first byte of a string.
-const NO_CLASS: u8 = 0x80;
-
-const IOTA: u8x16 = u8x16::new([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
-
-/// A running count over any number of strings; cheap to copy and to merge.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TextCounts {
-    totals: Counts,
-    lanes: Lanes,
-    /// Chunks added to `lanes` since they were last emptied.
-    pending: u8,
-    /// The byte before the next one, within the current string.
-    carry: u8,
-}
-
-impl Default for TextCounts {
-    fn default() -> Self {
-        TextCounts {
-            totals: Counts::default(),
-            lanes: Lanes::default(),
-            pending: 0,
-            carry: NO_CLASS,
+/// Up to 16 bytes as a vector, zero-padded.
+#[inline(always)]
+pub(crate) fn load(bytes: &[u8]) -> u8x16 {
+    match bytes.first_chunk::<16>() {
+        Some(a) => u8x16::new(*a),
+        None => {
+            let mut a = [0u8; 16];
+            if let Some(dst) = a.get_mut(..bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            u8x16::new(a)
         }
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Letter,
-    Digit,
-    Punct,
-    Space,
-    None,
+/// The mask of the lanes of `q` where `f` is true (bit `i` for byte `i`; at most 64 lanes).
+#[inline(always)]
+pub(crate) fn bits<const N: usize>(q: &[u8x16; N], f: impl Fn(u8x16) -> u8x16) -> u64 {
+    q.iter().enumerate().fold(0, |m, (i, v)| {
+        m | u64::from(f(*v).to_bitmask()) << ((16 * i) & 63)
+    })
 }
 
-/// The class of one byte, as [`classes`] gives it lane by lane.
-fn class_of(b: u8) -> Class {
-    match b {
-        b'a'..=b'z' | b'A'..=b'Z' => Class::Letter,
-        b'0'..=b'9' => Class::Digit,
-        0..=0x20 => Class::Space,
-        0x21..=0x7F => Class::Punct,
-        _ => Class::None,
+/// The mask of the bits below bit `n`.
+#[inline(always)]
+pub(crate) fn below(n: u32) -> u64 {
+    u64::MAX.checked_shl(n).map_or(u64::MAX, |m| !m)
+}
+
+const fn splat(b: u8) -> u8x16 {
+    u8x16::new([b; 16])
+}
+
+/// Classes of up to 64 bytes of text, one bit per byte, as [`TextCounts::block`] counts them.
+/// Escapes of a JSON string are folded in with [`Block::escape`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Block {
+    letter: u64,
+    digit: u64,
+    /// Whitespace and controls.
+    space: u64,
+    punct: u64,
+    newline: u64,
+    /// Controls (below U+0020): not allowed raw in a JSON string.
+    pub ctrl: u64,
+    /// Lead bytes of non-ASCII characters, and those of CJK and of astral ones.
+    lead: u64,
+    cjk: u64,
+    astral: u64,
+    /// Bytes that count as nothing and leave the class of the byte before them in place
+    /// (the tail of an escape).
+    skip: u64,
+    /// Non-ASCII characters written as escapes: wide, CJK, astral.
+    escaped: [u32; 3],
+}
+
+impl Block {
+    /// The classes of the bytes of `q` (16 or 64).
+    #[inline(always)]
+    pub fn new<const N: usize>(q: &[u8x16; N]) -> Block {
+        let letter = bits(q, |v| ((v | splat(0x20)) - splat(b'a')).simd_lt(splat(26)));
+        let digit = bits(q, |v| (v - splat(b'0')).simd_lt(splat(10)));
+        let space = bits(q, |v| v.simd_lt(splat(0x21)));
+        // The top bit of each byte: non-ASCII.
+        let high = bits(q, |v| v);
+        let ctrl = space & !bits(q, |v| v.simd_eq(splat(b' ')));
+        let mut b = Block {
+            letter,
+            digit,
+            space,
+            punct: !(letter | digit | space | high),
+            ctrl,
+            ..Block::default()
+        };
+        if ctrl != 0 {
+            b.newline = bits(q, |v| v.simd_eq(splat(b'\n')));
+        }
+        if high != 0 {
+            // Lead bytes are 11xxxxxx; 10xxxxxx continue a character.
+            b.lead = bits(q, |v| v.simd_gt(splat(0xBF)));
+            b.cjk = bits(q, |v| (v - splat(0xE3)).simd_lt(splat(11)));
+            b.astral = bits(q, |v| v.simd_gt(splat(0xEF)));
+        }
+        b
+    }
+
+    /// Bytes `at..at + len` (within the block) are an escape decoding to `c`: it counts as
+    /// `c` at `at`, and the rest of the escape counts as nothing.
+    #[inline(always)]
+    pub fn escape(&mut self, at: u32, len: u32, c: char) {
+        match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => self.escape_ascii(at, len, b),
+            _ => {
+                self.escape_ascii(at, len, 0x80);
+                let kind = match c.len_utf8() {
+                    4 => 2,
+                    3 if ('\u{3000}'..'\u{E000}').contains(&c) => 1,
+                    _ => 0,
+                };
+                if let Some(n) = self.escaped.get_mut(kind) {
+                    *n += 1;
+                }
+            }
+        }
+    }
+
+    /// [`Block::escape`] for a byte (0x80 and above: a character of no class), without
+    /// branches: escapes come every few bytes in code and chat logs.
+    #[inline(always)]
+    pub fn escape_ascii(&mut self, at: u32, len: u32, b: u8) {
+        let first = 1u64 << (at & 63);
+        let all = below(len) << (at & 63);
+        self.skip |= all & !first;
+        let set =
+            |m: &mut u64, yes: bool| *m = *m & !all | first & 0u64.wrapping_sub(u64::from(yes));
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        set(&mut self.letter, letter);
+        set(&mut self.digit, digit);
+        set(&mut self.space, b <= 0x20);
+        set(&mut self.punct, b > 0x20 && b < 0x80 && !letter && !digit);
+        set(&mut self.newline, b == b'\n');
     }
 }
 
-/// Letters, digits, whitespace-or-control and non-ASCII lanes of `v`.
-#[inline(always)]
-fn classes(v: u8x16) -> [u8x16; 4] {
-    let letter = ((v | u8x16::splat(0x20)) - u8x16::splat(b'a')).simd_lt(u8x16::splat(26));
-    let digit = (v - u8x16::splat(b'0')).simd_lt(u8x16::splat(10));
-    let space = v.simd_lt(u8x16::splat(0x21));
-    let high = v.simd_gt(u8x16::splat(0x7F));
-    [letter, digit, space, high]
+/// The class of the byte before the next one: bit 0 letter, 1 digit, 2 space, 3 punctuation.
+type Carry = u64;
+
+/// A running count over any number of strings; cheap to copy and to merge.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TextCounts {
+    totals: Counts,
+    /// The class of the byte before the next one, within the current string.
+    carry: Carry,
 }
 
 impl TextCounts {
     /// Everything counted so far.
     pub fn totals(&self) -> Counts {
-        if self.pending == 0 {
-            return self.totals;
-        }
-        let mut t = self.totals;
-        t.add_all(&self.lanes_total());
-        t
-    }
-
-    fn lanes_total(&self) -> Counts {
-        let sum = |v: u8x16| v.to_array().iter().map(|&x| u32::from(x)).sum();
-        let l = &self.lanes;
-        Counts {
-            letters: sum(l.letters),
-            words: sum(l.words),
-            digits: sum(l.digits),
-            numbers: sum(l.numbers),
-            punct: sum(l.punct),
-            punct_runs: sum(l.punct_runs),
-            newlines: sum(l.newlines),
-            indent: sum(l.indent),
-            wide: sum(l.wide),
-            cjk: sum(l.cjk),
-            astral: sum(l.astral),
-            fixed: 0,
-        }
-    }
-
-    fn flush(&mut self) {
-        let lanes = self.lanes_total();
-        self.totals.add_all(&lanes);
-        self.lanes = Lanes::default();
-        self.pending = 0;
+        self.totals
     }
 
     /// The estimate so far.
     pub fn tokens(&self) -> u32 {
-        self.totals().tokens()
+        self.totals.tokens()
     }
 
     /// Adds a fixed number of tokens.
@@ -216,19 +278,8 @@ impl TextCounts {
         self.totals.fixed = self.totals.fixed.saturating_add(tokens);
     }
 
-    /// Adds everything `other` counted without summing its lanes: they are added lane by lane
-    /// (emptying this count's lanes first when the two could overflow a lane).
+    /// Adds everything `other` counted.
     pub fn absorb(&mut self, other: &TextCounts) {
-        if u16::from(self.pending) + u16::from(other.pending) >= u16::from(u8::MAX) {
-            self.flush();
-        }
-        macro_rules! add {
-            ($($f:ident),*) => { $(self.lanes.$f += other.lanes.$f;)* };
-        }
-        add!(
-            letters, words, digits, numbers, punct, punct_runs, newlines, indent, wide, cjk, astral
-        );
-        self.pending += other.pending;
         self.totals.add_all(&other.totals);
     }
 
@@ -239,133 +290,73 @@ impl TextCounts {
 
     /// Ends a string: the next text starts new runs.
     pub fn end(&mut self) {
-        self.carry = NO_CLASS;
+        self.carry = 0;
     }
 
-    /// Counts the first `n` (at most 16) lanes of `v`, which continue the current string;
-    /// lane `i` of `prev` holds the byte before lane `i` of `v` (lane 0 is replaced by the
-    /// carried byte).
+    /// Counts the first `n` bytes of `b`, which continue the current string and do not end
+    /// inside an escape.
     #[inline(always)]
-    fn chunk(&mut self, v: u8x16, prev: u8x16, n: u32) {
-        let valid = IOTA.simd_lt(u8x16::splat(n.min(16) as u8));
-        let mut first = [0u8; 16];
-        if let Some(b) = first.first_mut() {
-            *b = self.carry;
-        }
-        let prev = (prev & !IOTA.simd_eq(u8x16::splat(0))) | u8x16::new(first);
-        let [l, d, s, h] = classes(v);
-        let [lp, dp, sp, hp] = classes(prev);
-        let p = !(l | d | s | h) & valid;
-        let pp = !(lp | dp | sp | hp);
-        let (l, d, s, h) = (l & valid, d & valid, s & valid, h & valid);
-        let Lanes {
-            letters,
-            words,
-            digits,
-            numbers,
-            punct,
-            punct_runs,
-            newlines,
-            indent,
-            wide,
-            cjk,
-            astral,
-        } = &mut self.lanes;
-        // A true lane is 0xFF, so subtracting it adds one.
-        *letters -= l;
-        *words -= l & !lp;
-        *digits -= d;
-        *numbers -= d & !dp;
-        *punct -= p;
-        *punct_runs -= p & !pp;
-        *indent -= s & sp;
-        *newlines -= v.simd_eq(u8x16::splat(b'\n')) & valid;
-        if h.any() {
-            // Lead bytes are 11xxxxxx; 10xxxxxx continue a character.
-            let lead = h & v.simd_gt(u8x16::splat(0xBF));
-            let c = (v - u8x16::splat(0xE3)).simd_lt(u8x16::splat(11)) & valid;
-            let a = v.simd_gt(u8x16::splat(0xEF)) & valid;
-            *wide -= lead & !(c | a);
-            *cjk -= c;
-            *astral -= a;
-        }
-        self.pending += 1;
-        if self.pending == u8::MAX {
-            self.flush();
-        }
-    }
-
-    /// Counts `bytes[at..at + n]` (`n` at most 16), which continue the current string, with
-    /// `v` holding `bytes[at..]` (padded as needed). The bytes are text of a JSON string, so
-    /// `bytes[at - 1]` exists.
-    #[inline(always)]
-    pub fn span(&mut self, bytes: &[u8], at: usize, v: u8x16, n: u32) {
+    pub fn block(&mut self, b: &Block, n: u32) {
         if n == 0 {
             return;
         }
-        let prev = match bytes
-            .get(at.wrapping_sub(1)..at + 15)
-            .and_then(|c| <[u8; 16]>::try_from(c).ok())
-        {
-            Some(a) => u8x16::new(a),
-            None => load(bytes.get(at.saturating_sub(1)..).unwrap_or_default()),
+        let valid = below(n);
+        let skip = b.skip & valid;
+        // A byte's class spread over the skipped bytes after it, so that the byte after them
+        // sees it as the one before (runs of up to 15 skipped bytes; escapes are at most 11).
+        let fill = |m: u64| {
+            if skip == 0 {
+                return m;
+            }
+            let (mut m, mut g) = (m, skip);
+            for k in [1, 2, 4, 8] {
+                m |= (m << k) & g;
+                g &= g << k;
+            }
+            m
         };
-        self.chunk(v, prev, n);
-        self.carry = bytes.get(at + n as usize - 1).copied().unwrap_or(NO_CLASS);
+        let (l, d, s, p) = (
+            b.letter & valid,
+            b.digit & valid,
+            b.space & valid,
+            b.punct & valid,
+        );
+        let (fl, fd, fs, fp) = (fill(l), fill(d), fill(s), fill(p));
+        let c = self.carry;
+        let (pl, pd, ps, pp) = (
+            fl << 1 | c & 1,
+            fd << 1 | c >> 1 & 1,
+            fs << 1 | c >> 2 & 1,
+            fp << 1 | c >> 3 & 1,
+        );
+        let pop = |m: u64| m.count_ones();
+        let t = &mut self.totals;
+        let add = |field: &mut u32, x: u32| *field = field.saturating_add(x);
+        add(&mut t.letters, pop(l));
+        add(&mut t.words, pop(l & !pl));
+        add(&mut t.digits, pop(d));
+        add(&mut t.numbers, pop(d & !pd));
+        add(&mut t.punct, pop(p));
+        add(&mut t.punct_runs, pop(p & !pp));
+        add(&mut t.indent, pop(s & ps));
+        add(&mut t.newlines, pop(b.newline & valid));
+        let [w, k, a] = b.escaped;
+        let (cjk, astral) = (b.cjk & valid, b.astral & valid);
+        add(&mut t.wide, pop(b.lead & valid & !(cjk | astral)) + w);
+        add(&mut t.cjk, pop(cjk) + k);
+        add(&mut t.astral, pop(astral) + a);
+        let last = n - 1;
+        self.carry = (fl >> last & 1)
+            | (fd >> last & 1) << 1
+            | (fs >> last & 1) << 2
+            | (fp >> last & 1) << 3;
     }
 
     /// Counts `bytes`, which continue the current string.
     pub fn bytes(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(16) {
-            let mut prev = [0u8; 16];
-            if let (Some(dst), Some(src)) = (prev.get_mut(1..c.len()), c.get(..c.len() - 1)) {
-                dst.copy_from_slice(src);
-            }
-            self.chunk(load(c), u8x16::new(prev), c.len() as u32);
-            self.carry = c.last().copied().unwrap_or(NO_CLASS);
+        for c in bytes.chunks(64) {
+            self.block(&Block::new(&quad(c)), c.len() as u32);
         }
-    }
-
-    /// Counts one character, which continues the current string (a decoded escape).
-    #[inline]
-    pub fn char(&mut self, c: char) {
-        let b = match u8::try_from(c) {
-            Ok(b) if b < 0x80 => b,
-            _ => {
-                // A non-ASCII character: its lead byte decides the kind; it ends any run and
-                // its last byte (a continuation) has no class.
-                let mut buf = [0u8; 4];
-                match c.encode_utf8(&mut buf).as_bytes().first() {
-                    Some(0xE3..=0xED) => self.totals.cjk += 1,
-                    Some(0xF0..=0xFF) => self.totals.astral += 1,
-                    _ => self.totals.wide += 1,
-                }
-                self.carry = NO_CLASS;
-                return;
-            }
-        };
-        // An ASCII escape (`\n`, `\"`, `\\` ...): counted directly.
-        let (class, prev) = (class_of(b), class_of(self.carry));
-        let t = &mut self.totals;
-        let new_run = u32::from(class != prev);
-        match class {
-            Class::Letter => {
-                t.letters += 1;
-                t.words += new_run;
-            }
-            Class::Digit => {
-                t.digits += 1;
-                t.numbers += new_run;
-            }
-            Class::Punct => {
-                t.punct += 1;
-                t.punct_runs += new_run;
-            }
-            Class::Space => t.indent += u32::from(prev == Class::Space),
-            Class::None => {}
-        }
-        t.newlines += u32::from(b == b'\n');
-        self.carry = b;
     }
 
     /// Counts a whole string.
@@ -373,17 +364,6 @@ impl TextCounts {
         self.bytes(text.as_bytes());
         self.end();
     }
-}
-
-/// Up to 16 bytes as a vector, zero-padded.
-#[inline]
-pub(crate) fn load(bytes: &[u8]) -> u8x16 {
-    let mut a = [0u8; 16];
-    let n = bytes.len().min(16);
-    if let (Some(dst), Some(src)) = (a.get_mut(..n), bytes.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    u8x16::new(a)
 }
 
 /// Estimates the tokens of one piece of text.

@@ -1,8 +1,9 @@
 //! A JSON reader built for chat bodies: one forward pass, no DOM, no copies.
 //!
-//! Strings are scanned sixteen bytes at a time for quotes, backslashes and control characters;
-//! the text of the strings that count toward the prompt is fed to the token estimator from the
-//! same vectors, so message text is read once. Strings come back as [`Str`]: the raw text
+//! Strings are scanned 64 bytes at a time: one bit mask each for quotes, backslashes and control
+//! characters, after which only the escapes are visited one by one. The text of the strings
+//! that count toward the prompt is fed to the token estimator from the same vectors, with each
+//! escape folded into the masks as the character it stands for, so message text is read once. Strings come back as [`Str`]: the raw text
 //! between the quotes, decoded only on demand.
 
 use std::borrow::Cow;
@@ -10,7 +11,7 @@ use std::borrow::Cow;
 use wide::u8x16;
 
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::{TextCounts, load};
+use crate::estimate::{Block, TextCounts, below, bits, load, quad};
 
 /// The deepest nesting of arrays and objects accepted, the top-level object included (one level
 /// more than `serde_json`'s default recursion limit allows).
@@ -112,6 +113,29 @@ impl Iterator for Chars<'_> {
         Some(c)
     }
 }
+
+/// The byte a two-byte escape decodes to, by the byte after the backslash; 0 for `\\u` and for
+/// what is no escape.
+#[allow(clippy::indexing_slicing, reason = "evaluated at compile time")]
+const SIMPLE_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let pairs = [
+        (b'"', b'"'),
+        (b'\\', b'\\'),
+        (b'/', b'/'),
+        (b'b', 0x08),
+        (b'f', 0x0C),
+        (b'n', b'\n'),
+        (b'r', b'\r'),
+        (b't', b'\t'),
+    ];
+    let mut i = 0;
+    while i < pairs.len() {
+        t[pairs[i].0 as usize] = pairs[i].1;
+        i += 1;
+    }
+    t
+};
 
 /// Decodes the escape at the start of `b` (which begins with `\`): the character and the
 /// escape's length. A lone surrogate decodes to U+FFFD, as lenient JSON readers do.
@@ -323,55 +347,101 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string at the cursor (which is at its `"`); with `counts`, its text is estimated.
+    ///
+    /// The text is read 64 bytes at a time: one mask each for quotes, backslashes and control
+    /// characters, then only the escapes are visited one by one. A block never ends inside an
+    /// escape: one that would cross the end starts the next block instead.
     #[inline]
     pub fn string(&mut self, mut counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
         let bytes = self.bytes();
         let start = self.pos + 1;
         let mut i = start;
         let mut escaped = false;
-        let quote = u8x16::splat(b'"');
-        let backslash = u8x16::splat(b'\\');
-        let control = u8x16::splat(0x20);
-        loop {
+        // Keys, roles and short values end within sixteen bytes and have no escapes.
+        let head = load(bytes.get(start..).unwrap_or_default());
+        let special = (head.simd_eq(u8x16::splat(b'"'))
+            | head.simd_eq(u8x16::splat(b'\\'))
+            | head.simd_lt(u8x16::splat(0x20)))
+        .to_bitmask();
+        let k = special.trailing_zeros();
+        if k < 16 && bytes.get(start + k as usize) == Some(&b'"') {
+            if let Some(c) = counts {
+                c.block(&Block::new(&[head]), k);
+                c.end();
+            }
+            let end = start + k as usize;
+            self.pos = end + 1;
+            return Ok(Str {
+                raw: self.text.get(start..end).unwrap_or_default(),
+                escaped: false,
+            });
+        }
+        'blocks: loop {
             let rest = bytes.get(i..).unwrap_or_default();
-            let v = match rest.get(..16).and_then(|c| <[u8; 16]>::try_from(c).ok()) {
-                Some(a) => u8x16::new(a),
-                // Zero padding reads as a control character: the end is found below.
-                None => load(rest),
+            let q = quad(rest);
+            let mut block = counts.is_some().then(|| Block::new(&q));
+            let ctrl = match &block {
+                Some(b) => b.ctrl,
+                None => bits(&q, |v| v.simd_lt(u8x16::splat(0x20))),
             };
-            let special =
-                (v.simd_eq(quote) | v.simd_eq(backslash) | v.simd_lt(control)).to_bitmask();
-            let k = special.trailing_zeros().min(16);
-            if let Some(c) = counts.as_deref_mut() {
-                c.span(bytes, i, v, k);
-            }
-            i += k as usize;
-            if k == 16 {
-                continue;
-            }
-            match bytes.get(i) {
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    let Some((ch, len)) = escape(bytes.get(i..).unwrap_or_default()) else {
-                        self.pos = i;
-                        return Err(self.syntax("invalid escape"));
-                    };
-                    if let Some(c) = counts.as_deref_mut() {
-                        c.char(ch);
+            // Zero padding reads as a control character: the end is found below.
+            let quote = bits(&q, |v| v.simd_eq(u8x16::splat(b'"')));
+            let backslash = bits(&q, |v| v.simd_eq(u8x16::splat(b'\\')));
+            let mut special = quote | backslash | ctrl;
+            let (n, done) = loop {
+                let p = special.trailing_zeros();
+                let at = p as usize;
+                match rest.get(at) {
+                    _ if p == 64 => break (64, false),
+                    Some(b'"') => break (p, true),
+                    Some(b'\\') => {
+                        escaped = true;
+                        let simple = rest
+                            .get(at + 1)
+                            .and_then(|&e| SIMPLE_ESCAPES.get(usize::from(e)))
+                            .map_or(0, |&d| d);
+                        let end = if simple != 0 {
+                            if p == 63 {
+                                break (p, false);
+                            }
+                            if let Some(b) = &mut block {
+                                b.escape_ascii(p, 2, simple);
+                            }
+                            p + 2
+                        } else {
+                            let Some((ch, len)) = escape(rest.get(at..).unwrap_or_default()) else {
+                                self.pos = i + at;
+                                return Err(self.syntax("invalid escape"));
+                            };
+                            let end = p + len as u32;
+                            if end > 64 {
+                                break (p, false);
+                            }
+                            if let Some(b) = &mut block {
+                                b.escape(p, len as u32, ch);
+                            }
+                            end
+                        };
+                        special &= !below(end);
                     }
-                    escaped = true;
-                    i += len;
+                    Some(_) => {
+                        self.pos = i + at;
+                        return Err(self.syntax(
+                            "control character (\\u0000-\\u001F) found while parsing a string",
+                        ));
+                    }
+                    None => {
+                        self.pos = i + at;
+                        return Err(self.syntax("EOF while parsing a string"));
+                    }
                 }
-                Some(_) => {
-                    self.pos = i;
-                    return Err(self.syntax(
-                        "control character (\\u0000-\\u001F) found while parsing a string",
-                    ));
-                }
-                None => {
-                    self.pos = i;
-                    return Err(self.syntax("EOF while parsing a string"));
-                }
+            };
+            if let (Some(c), Some(b)) = (counts.as_deref_mut(), &block) {
+                c.block(b, n);
+            }
+            i += n as usize;
+            if done {
+                break 'blocks;
             }
         }
         if let Some(c) = counts {
