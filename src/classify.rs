@@ -246,6 +246,8 @@ struct MessageText<'a> {
     last: Option<Str<'a>>,
     hash: Option<Fnv>,
     hashed: usize,
+    /// The role came first and is not `user`: the text keys no split and is not hashed.
+    not_user: bool,
 }
 
 /// The last user message: its token counts and the pieces of text patterns look at.
@@ -461,7 +463,10 @@ impl<'p, 'a> Scan<'p, 'a> {
                         }
                     }
                 }
-                "content" => has_content = self.content(c, i, &mut text)?,
+                "content" => {
+                    text.not_user = !matches!(role, Role::User | Role::Unknown);
+                    has_content = self.content(c, i, &mut text)?;
+                }
                 "tool_calls" | "function_call" => {
                     if let Kind::Array(true) | Kind::Object(true) =
                         c.value(Some(&mut self.prompt))?
@@ -555,7 +560,7 @@ impl<'p, 'a> Scan<'p, 'a> {
         }
         text.last = Some(s);
         // Only the first user message keys splits; later ones are not hashed.
-        if self.first_user.is_none() {
+        if self.first_user.is_none() && !text.not_user {
             let bytes = s.raw.as_bytes();
             let take = bytes
                 .get(..KEY_PREFIX.saturating_sub(text.hashed))
