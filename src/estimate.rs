@@ -304,12 +304,18 @@ impl TextCounts {
         let skip = b.skip & valid;
         // A byte's class spread over the skipped bytes after it, so that the byte after them
         // sees it as the one before (runs of up to 15 skipped bytes; escapes are at most 11).
+        // Two-byte escapes skip single bytes: one step; `\\u` escapes need all four.
+        let long = skip & skip << 1 != 0;
         let fill = |m: u64| {
             if skip == 0 {
                 return m;
             }
-            let (mut m, mut g) = (m, skip);
-            for k in [1, 2, 4, 8] {
+            let m = m | (m << 1) & skip;
+            if !long {
+                return m;
+            }
+            let (mut m, mut g) = (m, skip & skip << 1);
+            for k in [2, 4, 8] {
                 m |= (m << k) & g;
                 g &= g << k;
             }
