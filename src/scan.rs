@@ -352,11 +352,9 @@ impl<'a> Cursor<'a> {
     /// characters, then only the escapes are visited one by one. A block never ends inside an
     /// escape: one that would cross the end starts the next block instead.
     #[inline]
-    pub fn string(&mut self, mut counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
+    pub fn string(&mut self, counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
         let bytes = self.bytes();
         let start = self.pos + 1;
-        let mut i = start;
-        let mut escaped = false;
         // Keys, roles and short values end within sixteen bytes and have no escapes.
         let head = load(bytes.get(start..).unwrap_or_default());
         let special = (head.simd_eq(u8x16::splat(b'"'))
@@ -376,6 +374,19 @@ impl<'a> Cursor<'a> {
                 escaped: false,
             });
         }
+        self.long_string(start, counts)
+    }
+
+    /// [`Cursor::string`] past its first sixteen bytes, block by block.
+    #[inline(never)]
+    fn long_string(
+        &mut self,
+        start: usize,
+        mut counts: Option<&mut TextCounts>,
+    ) -> Result<Str<'a>, RouteError> {
+        let bytes = self.bytes();
+        let mut i = start;
+        let mut escaped = false;
         'blocks: loop {
             let rest = bytes.get(i..).unwrap_or_default();
             let q = quad(rest);
