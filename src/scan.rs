@@ -785,6 +785,54 @@ mod tests {
         }
     }
 
+    /// Escapes, ends and errors at every offset around the 16- and 64-byte block edges.
+    #[test]
+    fn block_edges_do_not_move_ends_escapes_or_errors() {
+        for at in 0..140 {
+            let pad = "a".repeat(at);
+            for (esc, decoded) in [
+                ("\\n", "\n"),
+                ("\\\\", "\\"),
+                ("\\\"", "\""),
+                ("\\u00e9", "é"),
+                ("\\u0041", "A"),
+                ("\\ud83d\\ude00", "😀"),
+            ] {
+                let json = format!("\"{pad}{esc}b\" ");
+                let mut c = Cursor::new(&json);
+                let mut got = TextCounts::default();
+                let s = c.string(Some(&mut got)).unwrap();
+                assert_eq!(s.decode(), format!("{pad}{decoded}b"), "{at} {esc}");
+                assert_eq!(c.pos, json.len() - 1, "{at} {esc}");
+                let mut want = TextCounts::default();
+                want.text(&format!("{pad}{decoded}b"));
+                assert_eq!(got.totals(), want.totals(), "{at} {esc}");
+            }
+            let plain = format!("\"{pad}\"");
+            let mut c = Cursor::new(&plain);
+            assert!(!c.string(None).unwrap().escaped);
+            assert_eq!(c.pos, plain.len());
+            // The column of an error is that of the offending byte (1-based, after the quote).
+            for (bad, what) in [
+                ("\\x", "invalid escape"),
+                ("\u{1}", "control character"),
+                ("\\u12G4", "invalid escape"),
+            ] {
+                let e = Cursor::new(&format!("\"{pad}{bad}\""))
+                    .string(None)
+                    .unwrap_err();
+                let col = format!("line 1 column {}", at + 2);
+                assert!(
+                    e.message().contains(what) && e.message().ends_with(&col),
+                    "{at}: {}",
+                    e.message()
+                );
+            }
+            let e = Cursor::new(&format!("\"{pad}")).string(None).unwrap_err();
+            assert!(e.message().contains("EOF"), "{at}: {}", e.message());
+        }
+    }
+
     #[test]
     fn errors_name_line_and_column() {
         let e = walk("{\n  \"a\": tru\n}").unwrap_err();
