@@ -178,8 +178,10 @@ pub(crate) struct Block {
     /// Bytes that count as nothing and leave the class of the byte before them in place
     /// (the tail of an escape).
     skip: u64,
-    /// Non-ASCII characters written as escapes: wide, CJK, astral.
-    escaped: [u32; 3],
+    /// Starts of two-byte escapes (`\\n`, `\\"` ...), folded in by [`TextCounts::block`].
+    simple: u64,
+    /// Characters written as escapes: wide, CJK, astral, line feeds.
+    escaped: [u32; 4],
 }
 
 impl Block {
@@ -230,6 +232,15 @@ impl Block {
                 }
             }
         }
+    }
+
+    /// Bytes `at` and `at + 1` are a two-byte escape decoding to `b`: recorded here and folded
+    /// into the classes for the whole block at once. The escaped byte tells the class: a
+    /// letter (`bfnrt`) stands for whitespace, punctuation for itself.
+    #[inline(always)]
+    pub fn simple_escape(&mut self, at: u32, b: u8) {
+        self.simple |= 1u64 << (at & 63);
+        self.escaped[3] += u32::from(b == b'\n');
     }
 
     /// [`Block::escape`] for a byte (0x80 and above: a character of no class), without
@@ -301,7 +312,20 @@ impl TextCounts {
             return;
         }
         let valid = below(n);
-        let skip = b.skip & valid;
+        let (mut letter, mut digit, mut space, mut punct) = (b.letter, b.digit, b.space, b.punct);
+        let mut skip = b.skip;
+        if b.simple != 0 {
+            let tail = b.simple << 1;
+            let all = b.simple | tail;
+            let to_space = b.simple & letter >> 1;
+            let to_punct = b.simple & punct >> 1;
+            letter &= !all;
+            digit &= !all;
+            space = space & !all | to_space;
+            punct = punct & !all | to_punct;
+            skip |= tail;
+        }
+        let skip = skip & valid;
         // A byte's class spread over the skipped bytes after it, so that the byte after them
         // sees it as the one before (runs of up to 15 skipped bytes; escapes are at most 11).
         // Two-byte escapes skip single bytes: one step; `\\u` escapes need all four.
@@ -321,12 +345,7 @@ impl TextCounts {
             }
             m
         };
-        let (l, d, s, p) = (
-            b.letter & valid,
-            b.digit & valid,
-            b.space & valid,
-            b.punct & valid,
-        );
+        let (l, d, s, p) = (letter & valid, digit & valid, space & valid, punct & valid);
         let (fl, fd, fs, fp) = (fill(l), fill(d), fill(s), fill(p));
         let c = self.carry;
         let (pl, pd, ps, pp) = (
@@ -340,17 +359,32 @@ impl TextCounts {
         let add = |field: &mut u32, x: u32| *field = field.saturating_add(x);
         add(&mut t.letters, pop(l));
         add(&mut t.words, pop(l & !pl));
-        add(&mut t.digits, pop(d));
-        add(&mut t.numbers, pop(d & !pd));
+        // Digits, line feeds and non-ASCII text are absent from most blocks.
+        if d != 0 {
+            add(&mut t.digits, pop(d));
+            add(&mut t.numbers, pop(d & !pd));
+        }
         add(&mut t.punct, pop(p));
         add(&mut t.punct_runs, pop(p & !pp));
         add(&mut t.indent, pop(s & ps));
-        add(&mut t.newlines, pop(b.newline & valid));
-        let [w, k, a] = b.escaped;
-        let (cjk, astral) = (b.cjk & valid, b.astral & valid);
-        add(&mut t.wide, pop(b.lead & valid & !(cjk | astral)) + w);
-        add(&mut t.cjk, pop(cjk) + k);
-        add(&mut t.astral, pop(astral) + a);
+        let newline = b.newline & valid;
+        if newline != 0 {
+            add(&mut t.newlines, pop(newline));
+        }
+        let [w, k, a, nl] = b.escaped;
+        add(&mut t.newlines, nl);
+        let lead = b.lead & valid;
+        if lead != 0 {
+            let (cjk, astral) = (b.cjk & valid, b.astral & valid);
+            add(&mut t.wide, pop(lead & !(cjk | astral)));
+            add(&mut t.cjk, pop(cjk));
+            add(&mut t.astral, pop(astral));
+        }
+        if w | k | a != 0 {
+            add(&mut t.wide, w);
+            add(&mut t.cjk, k);
+            add(&mut t.astral, a);
+        }
         let last = n - 1;
         self.carry = (fl >> last & 1)
             | (fd >> last & 1) << 1

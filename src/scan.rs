@@ -416,7 +416,7 @@ impl<'a> Cursor<'a> {
                                 break (p, false);
                             }
                             if let Some(b) = &mut block {
-                                b.escape_ascii(p, 2, simple);
+                                b.simple_escape(p, simple);
                             }
                             p + 2
                         } else {
