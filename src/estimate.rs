@@ -169,8 +169,6 @@ pub(crate) struct Block {
     space: u64,
     punct: u64,
     newline: u64,
-    /// Controls (below U+0020): not allowed raw in a JSON string.
-    pub ctrl: u64,
     /// Lead bytes of non-ASCII characters, and those of CJK and of astral ones.
     lead: u64,
     cjk: u64,
@@ -185,7 +183,8 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    /// The classes of the bytes of `q` (16 or 64).
+    /// The classes of the bytes of `q` (16 or 64), text of a JSON string: it holds no raw
+    /// control characters (the scanner rejects them), so line feeds come only from escapes.
     #[inline(always)]
     pub fn new<const N: usize>(q: &[u8x16; N]) -> Block {
         let letter = bits(q, |v| ((v | splat(0x20)) - splat(b'a')).simd_lt(splat(26)));
@@ -193,18 +192,13 @@ impl Block {
         let space = bits(q, |v| v.simd_lt(splat(0x21)));
         // The top bit of each byte: non-ASCII.
         let high = bits(q, |v| v);
-        let ctrl = space & !bits(q, |v| v.simd_eq(splat(b' ')));
         let mut b = Block {
             letter,
             digit,
             space,
             punct: !(letter | digit | space | high),
-            ctrl,
             ..Block::default()
         };
-        if ctrl != 0 {
-            b.newline = bits(q, |v| v.simd_eq(splat(b'\n')));
-        }
         if high != 0 {
             // Lead bytes are 11xxxxxx; 10xxxxxx continue a character.
             b.lead = bits(q, |v| v.simd_gt(splat(0xBF)));
@@ -212,6 +206,14 @@ impl Block {
             b.astral = bits(q, |v| v.simd_gt(splat(0xEF)));
         }
         b
+    }
+
+    /// The classes of 64 bytes of plain text, line feeds included.
+    fn text(q: &Quad) -> Block {
+        Block {
+            newline: bits(q, |v| v.simd_eq(splat(b'\n'))),
+            ..Block::new(q)
+        }
     }
 
     /// Bytes `at..at + len` (within the block) are an escape decoding to `c`: it counts as
@@ -395,7 +397,7 @@ impl TextCounts {
     /// Counts `bytes`, which continue the current string.
     pub fn bytes(&mut self, bytes: &[u8]) {
         for c in bytes.chunks(64) {
-            self.block(&Block::new(&quad(c)), c.len() as u32);
+            self.block(&Block::text(&quad(c)), c.len() as u32);
         }
     }
 

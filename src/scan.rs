@@ -391,14 +391,13 @@ impl<'a> Cursor<'a> {
             let rest = bytes.get(i..).unwrap_or_default();
             let q = quad(rest);
             let mut block = counts.is_some().then(|| Block::new(&q));
-            let ctrl = match &block {
-                Some(b) => b.ctrl,
-                None => bits(&q, |v| v.simd_lt(u8x16::splat(0x20))),
-            };
-            // Zero padding reads as a control character: the end is found below.
-            let quote = bits(&q, |v| v.simd_eq(u8x16::splat(b'"')));
-            let backslash = bits(&q, |v| v.simd_eq(u8x16::splat(b'\\')));
-            let mut special = quote | backslash | ctrl;
+            // Quotes, backslashes and controls; zero padding reads as a control character: the
+            // end is found below.
+            let mut special = bits(&q, |v| {
+                v.simd_eq(u8x16::splat(b'"'))
+                    | v.simd_eq(u8x16::splat(b'\\'))
+                    | v.simd_lt(u8x16::splat(0x20))
+            });
             let (n, done) = loop {
                 let p = special.trailing_zeros();
                 let at = p as usize;
