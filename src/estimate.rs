@@ -7,7 +7,7 @@
 //! the masks give the counts and the run starts. A linear model fitted against exact
 //! `o200k_base` counts weighs them (the `fit_weights` test below).
 
-use wide::u8x16;
+use wide::{i8x16, u8x16};
 
 /// Counts over text: the estimate is a weighted sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -187,11 +187,22 @@ impl Block {
     /// control characters (the scanner rejects them), so line feeds come only from escapes.
     #[inline(always)]
     pub fn new<const N: usize>(q: &[u8x16; N]) -> Block {
-        let letter = bits(q, |v| ((v | splat(0x20)) - splat(b'a')).simd_lt(splat(26)));
-        let digit = bits(q, |v| (v - splat(b'0')).simd_lt(splat(10)));
-        let space = bits(q, |v| v.simd_lt(splat(0x21)));
+        // Unsigned ranges as one signed compare each: `x - lo < n` becomes
+        // `x + (0x80 - lo) < -128 + n` in two's complement.
+        let in_range = |v: u8x16, lo: u8, n: i8| {
+            (v + splat(0x80u8.wrapping_sub(lo)))
+                .cast_signed()
+                .simd_lt(i8x16::splat(i8::MIN + n))
+                .cast_unsigned()
+        };
+        let letter = bits(q, |v| in_range(v | splat(0x20), b'a', 26));
+        let digit = bits(q, |v| in_range(v, b'0', 10));
         // The top bit of each byte: non-ASCII.
         let high = bits(q, |v| v);
+        // Signed, non-ASCII bytes are negative: below 0x21 are they and whitespace or controls.
+        let space = bits(q, |v| {
+            v.cast_signed().simd_lt(i8x16::splat(0x21)).cast_unsigned()
+        }) & !high;
         let mut b = Block {
             letter,
             digit,
