@@ -13,29 +13,29 @@ use wide::{i8x16, u8x16};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     /// ASCII letters.
-    pub letters: u32,
+    pub letters: u64,
     /// Runs of ASCII letters.
-    pub words: u32,
+    pub words: u64,
     /// ASCII digits.
-    pub digits: u32,
+    pub digits: u64,
     /// Runs of ASCII digits.
-    pub numbers: u32,
+    pub numbers: u64,
     /// ASCII punctuation and symbols.
-    pub punct: u32,
+    pub punct: u64,
     /// Runs of ASCII punctuation.
-    pub punct_runs: u32,
+    pub punct_runs: u64,
     /// Line feeds.
-    pub newlines: u32,
+    pub newlines: u64,
     /// Spaces or controls right after another one (indentation, alignment).
-    pub indent: u32,
+    pub indent: u64,
     /// Non-ASCII characters other than the next two kinds (accented Latin, Cyrillic, symbols).
-    pub wide: u32,
+    pub wide: u64,
     /// CJK ideographs, kana, hangul and CJK punctuation (UTF-8 lead bytes E3–ED).
-    pub cjk: u32,
+    pub cjk: u64,
     /// Four-byte characters: emoji, rare ideographs.
-    pub astral: u32,
+    pub astral: u64,
     /// Tokens added outright: message framing, numbers and literals in schemas, media parts.
-    pub fixed: u32,
+    pub fixed: u64,
 }
 
 /// The fitted weights, in the order of [`Counts::features`]; see the `fit_weights` test.
@@ -57,7 +57,7 @@ impl Counts {
     /// The counts a weight applies to, in the order of [`WEIGHTS`]. Digit groups are
     /// `ceil(run / 3)` on average: `(digits + 2 * numbers) / 3`.
     pub fn features(&self) -> [f32; 11] {
-        let f = |x: u32| x as f32;
+        let f = |x: u64| x as f32;
         [
             f(self.letters),
             f(self.words),
@@ -82,7 +82,7 @@ impl Counts {
             .map(|(x, w)| x * w)
             .sum();
         // `as` saturates; the sum of non-negative terms is never NaN.
-        (text.round() as u32).saturating_add(self.fixed)
+        u32::try_from((text.round() as u64).saturating_add(self.fixed)).unwrap_or(u32::MAX)
     }
 
     fn add_all(&mut self, other: &Counts) {
@@ -299,7 +299,7 @@ impl TextCounts {
 
     /// Adds a fixed number of tokens.
     pub fn add(&mut self, tokens: u32) {
-        self.totals.fixed = self.totals.fixed.saturating_add(tokens);
+        self.totals.fixed = self.totals.fixed.saturating_add(u64::from(tokens));
     }
 
     /// Adds everything `other` counted.
@@ -369,7 +369,8 @@ impl TextCounts {
         );
         let pop = |m: u64| m.count_ones();
         let t = &mut self.totals;
-        let add = |field: &mut u32, x: u32| *field = field.saturating_add(x);
+        // 64-bit counts cannot overflow on text that fits in memory.
+        let add = |field: &mut u64, x: u32| *field = field.wrapping_add(u64::from(x));
         add(&mut t.letters, pop(l));
         add(&mut t.words, pop(l & !pl));
         // Digits, line feeds and non-ASCII text are absent from most blocks.
