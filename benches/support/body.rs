@@ -1,0 +1,25 @@
+//! The classify bench's request body, shared with `examples/classify_profile.rs`.
+
+const TURN_USER: &str = r#"{"role": "user", "content": "Why does this fail?\n```rust\nfn parse(s: &str) -> Result<u32, String> {\n    s.trim().parse::<u32>().map_err(|e| format!(\"bad \\\"{s}\\\": {e}\"))\n}\n```\nThe caf\u00e9 owner says it worked before — 日本語のログも見てください."}"#;
+const TURN_ASSISTANT: &str = r#"{"role": "assistant", "content": "The input has a trailing \"\\r\" from Windows line endings; `trim()` removes it, so the error is elsewhere: the value 4294967296 overflows `u32`. Use `u64` or check the range first.\n\n1. Log the raw bytes.\n2. Parse as u64.\n3. Convert with `try_from`."}"#;
+const TOOLS: &str = r#""tools": [{"type": "function", "function": {"name": "run_tests", "description": "Run the test suite and return failures", "parameters": {"type": "object", "properties": {"filter": {"type": "string"}}}}}]"#;
+
+/// A realistic body of about `size` bytes: a system prompt, turns with code and escapes, tools.
+pub fn body(size: usize) -> Vec<u8> {
+    let mut turns = Vec::new();
+    let head = r#"{"model": "flux-auto", "messages": [{"role": "system", "content": "You are a careful senior engineer. Answer with code when it helps."}, "#;
+    let mut len = head.len() + TOOLS.len() + 8;
+    while len < size || turns.len() < 2 {
+        let t = if turns.len() % 2 == 0 {
+            TURN_USER
+        } else {
+            TURN_ASSISTANT
+        };
+        len += t.len() + 2;
+        turns.push(t);
+    }
+    if turns.len() % 2 == 0 {
+        turns.pop();
+    }
+    format!("{head}{}], {TOOLS}}}", turns.join(", ")).into_bytes()
+}
