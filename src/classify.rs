@@ -221,17 +221,20 @@ enum PartType {
 /// shorter, else its head and tail, half each (instructions sit at either end of long pastes).
 pub const PATTERN_WINDOW: usize = 16 << 10;
 
-/// The first position at or after `from` in a raw JSON string that starts a character outside
-/// any escape: at a byte no escape sequence contains (escapes use only backslash, quote, slash,
-/// `bfnrtu` and hex digits). `None` when there is none.
-fn literal_start(raw: &str, from: usize) -> Option<usize> {
+/// A position at or before `at` in a raw JSON string where a character outside any escape
+/// starts (escapes use only backslash, quote, slash, `bfnrtu` and hex digits, so a byte outside
+/// those is in none); 0 when there is none.
+fn literal_before(raw: &str, at: usize) -> usize {
     let bytes = raw.as_bytes();
-    let i = from
-        + bytes.get(from..)?.iter().position(|&b| {
+    let found = bytes.get(..at).and_then(|b| {
+        b.iter().rposition(|&b| {
             !matches!(b, b'\\' | b'"' | b'/' | b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b'n' | b'r' | b't' | b'u')
-        })?;
+        })
+    });
     // Escapes are ASCII, so the character holding a non-ASCII byte lies outside them.
-    (0..=i).rev().find(|&p| raw.is_char_boundary(p))
+    found
+        .and_then(|i| (0..=i).rev().find(|&p| raw.is_char_boundary(p)))
+        .unwrap_or(0)
 }
 
 /// How much of the first user message the sticky key hashes.
@@ -735,10 +738,11 @@ fn token_count(c: &mut Cursor<'_>, param: &str) -> Result<Option<u32>, RouteErro
 }
 
 impl CompiledPolicy {
-    /// The patterns matched by the last user message. They see its text when it is one
-    /// part of at most [`PATTERN_WINDOW`] bytes (in place when it has no escapes), else the
-    /// head of its first text part and the tail of its last, half the window each, decoded
-    /// into one buffer of at most the window's size.
+    /// The patterns matched by the last user message. They see its decoded text when it is
+    /// one part of at most [`PATTERN_WINDOW`] bytes (in place when it has no escapes), else
+    /// the first half window of its first text part and the last half window of its last,
+    /// decoded into one buffer. Windows count decoded bytes, so escaping text differently
+    /// never changes what the patterns see.
     fn match_user(&self, u: &UserMessage<'_>) -> u64 {
         let (Some(first), Some(last)) = (u.first, u.last) else {
             return self.match_patterns("");
@@ -751,29 +755,29 @@ impl CompiledPolicy {
             return self.match_patterns(first.raw);
         }
         let half = PATTERN_WINDOW / 2;
-        let mut text = String::with_capacity(PATTERN_WINDOW + 1);
-        let head = if one && first.raw.len() <= PATTERN_WINDOW {
-            PATTERN_WINDOW
+        // The one allocation: the head, a line feed, and room to decode the tail.
+        let mut text = String::with_capacity(PATTERN_WINDOW.max(3 * half + 5));
+        if one {
+            if first.decode_into(&mut text, PATTERN_WINDOW) {
+                return self.match_patterns(&text);
+            }
+            let mut cut = half;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
         } else {
-            half
-        };
-        first.decode_into(&mut text, head);
-        let tail_from = if one {
-            // The tail follows the head in the same part (when the part is longer).
-            (first.raw.len() > head).then(|| first.raw.len().saturating_sub(half))
-        } else {
-            Some(last.raw.len().saturating_sub(half))
-        };
-        if let Some(from) = tail_from
-            && let Some(start) = literal_start(last.raw, from)
-        {
-            let tail = Str {
-                raw: last.raw.get(start..).unwrap_or(""),
-                escaped: last.escaped,
-            };
-            text.push('\n');
-            tail.decode_into(&mut text, PATTERN_WINDOW + 1);
+            first.decode_into(&mut text, half);
         }
+        text.push('\n');
+        // An escape is at most six bytes per decoded byte: decoding from six half windows
+        // before the end yields at least the last half window.
+        let from = literal_before(last.raw, last.raw.len().saturating_sub(6 * half));
+        let tail = Str {
+            raw: last.raw.get(from..).unwrap_or(""),
+            escaped: last.escaped,
+        };
+        tail.decode_tail_into(&mut text, half);
         self.match_patterns(&text)
     }
 

@@ -40,8 +40,8 @@ impl<'a> Str<'a> {
     }
 
     /// Appends the decoded text to `out` while it stays within `limit` bytes: runs between
-    /// escapes are copied whole, escapes decoded one by one.
-    pub fn decode_into(self, out: &mut String, limit: usize) {
+    /// escapes are copied whole, escapes decoded one by one. Whether all of it fitted.
+    pub fn decode_into(self, out: &mut String, limit: usize) -> bool {
         let mut rest = self.raw;
         while !rest.is_empty() {
             let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
@@ -53,18 +53,62 @@ impl<'a> Str<'a> {
                     cut -= 1;
                 }
                 out.push_str(text.get(..cut).unwrap_or(""));
-                return;
+                return false;
             }
             out.push_str(text);
             let Some((c, len)) = escape(tail.as_bytes()) else {
-                return;
+                return tail.is_empty();
             };
             if out.len() + c.len_utf8() > limit {
-                return;
+                return false;
             }
             out.push(c);
             rest = tail.get(len..).unwrap_or("");
         }
+        true
+    }
+
+    /// Appends the last `keep` bytes of the decoded text to `out` (fewer when that would
+    /// start inside a character). At most `2 * keep + 4` bytes of the text are in `out` at any
+    /// time, so a buffer with that much room never grows.
+    pub fn decode_tail_into(self, out: &mut String, keep: usize) {
+        let base = out.len();
+        // Drops all but the last `keep` bytes added, starting on a character.
+        let trim = |out: &mut String| {
+            if out.len() - base > keep {
+                let mut cut = out.len() - keep;
+                while !out.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                out.drain(base..cut);
+            }
+        };
+        let mut rest = self.raw;
+        while !rest.is_empty() {
+            let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
+            let (mut text, tail) = rest.split_at(run);
+            if text.len() > keep {
+                // Only the end of a long run can be in the tail.
+                let mut cut = text.len() - keep;
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                text = text.get(cut..).unwrap_or("");
+            }
+            if out.len() - base + text.len() > 2 * keep {
+                trim(out);
+            }
+            out.push_str(text);
+            let Some((c, len)) = escape(tail.as_bytes()) else {
+                break;
+            };
+            if out.len() - base + c.len_utf8() > 2 * keep {
+                trim(out);
+            }
+            out.push(c);
+            rest = tail.get(len..).unwrap_or("");
+        }
+        trim(out);
     }
 
     /// The decoded text when it fits in `buf` (names, roles and types are short); longer
@@ -765,6 +809,29 @@ mod tests {
         }
         out.push('"');
         out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_decoded_tail_is_the_end_of_the_decoded_text_in_bounded_room(
+            text in "([a-z ]{0,30}[\n\"\\\\é日😀]){0,12}[a-z ]{0,60}",
+            every in 0usize..4,
+            keep in 1usize..40,
+        ) {
+            let json = escape_more(&text, every);
+            let raw = json.get(1..json.len() - 1).unwrap();
+            let s = Str { raw, escaped: true };
+            let mut out = String::with_capacity(3 + 2 * keep + 4);
+            out.push_str("ab\n");
+            let room = out.capacity();
+            s.decode_tail_into(&mut out, keep);
+            let mut cut = text.len().saturating_sub(keep);
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            proptest::prop_assert_eq!(&out[3..], &text[cut..]);
+            proptest::prop_assert_eq!(out.capacity(), room);
+        }
     }
 
     proptest::proptest! {

@@ -138,6 +138,46 @@ fn patterns_see_the_head_and_tail_of_a_long_last_user_message() {
     }
 }
 
+/// Every character as a `\u` escape: six bytes of JSON per byte of text.
+fn all_escaped(text: &str) -> String {
+    text.encode_utf16().map(|u| format!("\\u{u:04x}")).collect()
+}
+
+#[test]
+fn the_window_counts_decoded_text_however_it_is_escaped() {
+    let policy = CompiledPolicy::embedded();
+    let matched = |content: &str| {
+        let body = format!(
+            r#"{{"model": "flux-auto", "messages": [{{"role": "user", "content": "{content}"}}]}}"#
+        );
+        policy.classify(body.as_bytes()).unwrap().matched
+    };
+    let filler = |n: usize| "word ".repeat(n / 5);
+    let window = fluxroute::PATTERN_WINDOW;
+    // Decoded text within the window: searched whole, even when its escaped form is six times
+    // longer; text past the window: only its head and tail, again however it is escaped.
+    for (before, after, whole) in [
+        (window / 2, window / 4, true),
+        (window / 4, window / 2, true),
+        (window, window, false),
+    ] {
+        let text = format!("{} Prove it rigorously. {}", filler(before), filler(after));
+        let plain = matched(&text);
+        let none = matched(&filler(before + after));
+        assert_eq!(plain != none, whole, "{before}/{after}");
+        assert_eq!(matched(&all_escaped(&text)), plain, "{before}/{after}");
+    }
+    // The tail is the last half window of the decoded text.
+    let text = format!(
+        "{}Prove it rigorously.{}",
+        filler(window),
+        filler(window / 2 - 40)
+    );
+    let plain = matched(&text);
+    assert_ne!(plain, matched(&filler(2 * window)));
+    assert_eq!(matched(&all_escaped(&text)), plain);
+}
+
 #[test]
 fn patterns_see_the_first_and_last_text_parts() {
     let policy = CompiledPolicy::embedded();
