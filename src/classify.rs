@@ -217,8 +217,9 @@ enum PartType {
     File,
 }
 
-/// How many bytes of the last user message the policy's patterns see at most: all of it when
-/// shorter, else its head and tail, half each (instructions sit at either end of long pastes).
+/// How many bytes of the last user message's decoded text the policy's patterns see at most:
+/// all of it when shorter, else its head and tail, half each (instructions sit at either end of
+/// long pastes).
 pub const PATTERN_WINDOW: usize = 16 << 10;
 
 /// A position at or before `at` in a raw JSON string where a character outside any escape
