@@ -504,7 +504,7 @@ impl<'p, 'a> Scan<'p, 'a> {
             self.capabilities.insert(Capability::Tools);
         }
         if role != Role::User {
-            self.prompt.absorb(&text.counts);
+            self.prompt.add_counts(&text.counts.totals());
         } else {
             // A user message's own total is kept for the score.
             let counts = text.counts.totals();
@@ -650,7 +650,7 @@ impl<'p, 'a> Scan<'p, 'a> {
             }
             Some(PartType::Text) => match part_text {
                 Some((s, counts)) => {
-                    text.counts.absorb(&counts);
+                    text.counts.add_counts(&counts.totals());
                     self.piece(text, s);
                     Ok(())
                 }

@@ -256,10 +256,9 @@ impl Block {
         self.escaped[3] += u32::from(b == b'\n');
     }
 
-    /// [`Block::escape`] for a byte (0x80 and above: a character of no class), without
-    /// branches: escapes come every few bytes in code and chat logs.
+    /// [`Block::escape`] for a byte (0x80 and above: a character of no class).
     #[inline(always)]
-    pub fn escape_ascii(&mut self, at: u32, len: u32, b: u8) {
+    fn escape_ascii(&mut self, at: u32, len: u32, b: u8) {
         let first = 1u64 << (at & 63);
         let all = below(len) << (at & 63);
         self.skip |= all & !first;
@@ -300,11 +299,6 @@ impl TextCounts {
     /// Adds a fixed number of tokens.
     pub fn add(&mut self, tokens: u32) {
         self.totals.fixed = self.totals.fixed.saturating_add(u64::from(tokens));
-    }
-
-    /// Adds everything `other` counted.
-    pub fn absorb(&mut self, other: &TextCounts) {
-        self.totals.add_all(&other.totals);
     }
 
     /// Adds counts taken from another [`TextCounts`].
