@@ -184,29 +184,37 @@ const SIMPLE_ESCAPES: [u8; 256] = {
 /// Decodes the escape at the start of `b` (which begins with `\`): the character and the
 /// escape's length. A lone surrogate decodes to U+FFFD, as lenient JSON readers do.
 fn escape(b: &[u8]) -> Option<(char, usize)> {
-    let c = match b.get(1)? {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'/' => '/',
-        b'b' => '\u{8}',
-        b'f' => '\u{c}',
-        b'n' => '\n',
-        b'r' => '\r',
-        b't' => '\t',
-        b'u' => {
-            let hi = hex4(b.get(2..6)?)?;
-            if (0xD800..0xDC00).contains(&hi)
-                && let (Some(b"\\u"), Some(lo)) = (b.get(6..8), b.get(8..12).and_then(hex4))
-                && (0xDC00..0xE000).contains(&lo)
-            {
-                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                return Some((char::from_u32(c)?, 12));
-            }
-            return Some((char::from_u32(hi).unwrap_or(char::REPLACEMENT_CHARACTER), 6));
-        }
-        _ => return None,
-    };
-    Some((c, 2))
+    let e = *b.get(1)?;
+    let simple = simple_escape(e);
+    if simple != 0 {
+        return Some((char::from(simple), 2));
+    }
+    if e != b'u' {
+        return None;
+    }
+    let hi = hex4(b.get(2..6)?)?;
+    if (0xD800..0xDC00).contains(&hi)
+        && let (Some(b"\\u"), Some(lo)) = (b.get(6..8), b.get(8..12).and_then(hex4))
+        && (0xDC00..0xE000).contains(&lo)
+    {
+        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+        return Some((char::from_u32(c)?, 12));
+    }
+    Some((char::from_u32(hi).unwrap_or(char::REPLACEMENT_CHARACTER), 6))
+}
+
+/// The byte a two-byte escape decodes to, by the byte after its backslash; 0 for `\\u` and
+/// for what is no escape.
+#[inline(always)]
+fn simple_escape(e: u8) -> u8 {
+    SIMPLE_ESCAPES.get(usize::from(e)).copied().unwrap_or(0)
+}
+
+/// Whether each byte of `v` ends a run of plain string text: a quote, a backslash or a
+/// control character.
+#[inline(always)]
+fn run_end(v: u8x16) -> u8x16 {
+    v.simd_eq(u8x16::splat(b'"')) | v.simd_eq(u8x16::splat(b'\\')) | v.simd_lt(u8x16::splat(0x20))
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
@@ -401,11 +409,7 @@ impl<'a> Cursor<'a> {
         let start = self.pos + 1;
         // Keys, roles and short values end within sixteen bytes and have no escapes.
         let head = load(bytes.get(start..).unwrap_or_default());
-        let special = (head.simd_eq(u8x16::splat(b'"'))
-            | head.simd_eq(u8x16::splat(b'\\'))
-            | head.simd_lt(u8x16::splat(0x20)))
-        .to_bitmask();
-        let k = special.trailing_zeros();
+        let k = run_end(head).to_bitmask().trailing_zeros();
         if k < 16 && bytes.get(start + k as usize) == Some(&b'"') {
             if let Some(c) = counts {
                 c.block(&Block::new(&[head]), k);
@@ -437,11 +441,7 @@ impl<'a> Cursor<'a> {
             let mut block = counts.is_some().then(|| Block::new(&q));
             // Quotes, backslashes and controls; zero padding reads as a control character: the
             // end is found below.
-            let mut special = bits(&q, |v| {
-                v.simd_eq(u8x16::splat(b'"'))
-                    | v.simd_eq(u8x16::splat(b'\\'))
-                    | v.simd_lt(u8x16::splat(0x20))
-            });
+            let mut special = bits(&q, run_end);
             let (n, done) = loop {
                 let p = special.trailing_zeros();
                 let at = p as usize;
@@ -450,10 +450,7 @@ impl<'a> Cursor<'a> {
                     Some(b'"') => break (p, true),
                     Some(b'\\') => {
                         escaped = true;
-                        let simple = rest
-                            .get(at + 1)
-                            .and_then(|&e| SIMPLE_ESCAPES.get(usize::from(e)))
-                            .map_or(0, |&d| d);
+                        let simple = rest.get(at + 1).map_or(0, |&e| simple_escape(e));
                         let end = if simple != 0 {
                             if p == 63 {
                                 break (p, false);
