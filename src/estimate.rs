@@ -160,7 +160,7 @@ const fn splat(b: u8) -> u8x16 {
 }
 
 /// Classes of up to 64 bytes of text, one bit per byte, as [`TextCounts::block`] counts them.
-/// Escapes of a JSON string are folded in with [`Block::escape`].
+/// Escapes of a JSON string are folded in with [`Block::simple_escape`] and [`Block::escape`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Block {
     letter: u64,

@@ -1,10 +1,11 @@
 //! A JSON reader built for chat bodies: one forward pass, no DOM, no copies.
 //!
-//! Strings are scanned 64 bytes at a time: one bit mask each for quotes, backslashes and control
-//! characters, after which only the escapes are visited one by one. The text of the strings
-//! that count toward the prompt is fed to the token estimator from the same vectors, with each
-//! escape folded into the masks as the character it stands for, so message text is read once. Strings come back as [`Str`]: the raw text
-//! between the quotes, decoded only on demand.
+//! Strings are scanned 64 bytes at a time: one bit mask marks the quotes, backslashes and
+//! control characters, after which only the escapes are visited one by one. The text of the
+//! strings that count toward the prompt is fed to the token estimator from the same vectors,
+//! with each escape folded into the masks as the character it stands for, so message text is
+//! read once. Strings come back as [`Str`]: the raw text between the quotes, decoded only on
+//! demand.
 
 use std::borrow::Cow;
 
@@ -400,7 +401,7 @@ impl<'a> Cursor<'a> {
 
     /// A string at the cursor (which is at its `"`); with `counts`, its text is estimated.
     ///
-    /// The text is read 64 bytes at a time: one mask each for quotes, backslashes and control
+    /// The text is read 64 bytes at a time: one mask marks quotes, backslashes and control
     /// characters, then only the escapes are visited one by one. A block never ends inside an
     /// escape: one that would cross the end starts the next block instead.
     #[inline]
