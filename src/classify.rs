@@ -503,12 +503,10 @@ impl<'p, 'a> Scan<'p, 'a> {
         if role == Role::Tool {
             self.capabilities.insert(Capability::Tools);
         }
-        if role != Role::User {
-            self.prompt.add_counts(&text.counts.totals());
-        } else {
+        let counts = text.counts.totals();
+        self.prompt.add_counts(&counts);
+        if role == Role::User {
             // A user message's own total is kept for the score.
-            let counts = text.counts.totals();
-            self.prompt.add_counts(&counts);
             if self.first_user.is_none() {
                 self.first_user = text.hash.map(Fnv::finish);
             }
