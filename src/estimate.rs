@@ -155,12 +155,24 @@ pub(crate) fn below(n: u32) -> u64 {
     u64::MAX.checked_shl(n).map_or(u64::MAX, |m| !m)
 }
 
+/// Bytes of `v` in `lo..lo + n` (`n` at most 128) have their top bit set, the others clear:
+/// read with [`bits`]. Shifting the range to the bottom of the signed bytes and adding
+/// `128 - n` with saturation leaves exactly it negative, one compare's worth of work without
+/// a compare.
+#[inline(always)]
+pub(crate) fn in_range(v: u8x16, lo: u8, n: u8) -> u8x16 {
+    (v + splat(0x80u8.wrapping_sub(lo)))
+        .cast_signed()
+        .saturating_add(i8x16::splat(128u8.wrapping_sub(n).cast_signed()))
+        .cast_unsigned()
+}
+
 const fn splat(b: u8) -> u8x16 {
     u8x16::new([b; 16])
 }
 
 /// Classes of up to 64 bytes of text, one bit per byte, as [`TextCounts::block`] counts them.
-/// Escapes of a JSON string are folded in with [`Block::simple_escape`] and [`Block::escape`].
+/// Escapes of a JSON string are folded in with [`Block::simple_escapes`] and [`Block::escape`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Block {
     letter: u64,
@@ -187,21 +199,16 @@ impl Block {
     /// control characters (the scanner rejects them), so line feeds come only from escapes.
     #[inline(always)]
     pub fn new<const N: usize>(q: &[u8x16; N]) -> Block {
-        // Unsigned ranges as one signed compare each: `x - lo < n` becomes
-        // `x + (0x80 - lo) < -128 + n` in two's complement.
-        let in_range = |v: u8x16, lo: u8, n: i8| {
-            (v + splat(0x80u8.wrapping_sub(lo)))
-                .cast_signed()
-                .simd_lt(i8x16::splat(i8::MIN + n))
-                .cast_unsigned()
-        };
         let letter = bits(q, |v| in_range(v | splat(0x20), b'a', 26));
         let digit = bits(q, |v| in_range(v, b'0', 10));
         // The top bit of each byte: non-ASCII.
         let high = bits(q, |v| v);
-        // Signed, non-ASCII bytes are negative: below 0x21 are they and whitespace or controls.
+        // Signed, non-ASCII bytes are negative: below 0x21 are they and whitespace or controls,
+        // and subtracting 0x21 with saturation leaves exactly them negative.
         let space = bits(q, |v| {
-            v.cast_signed().simd_lt(i8x16::splat(0x21)).cast_unsigned()
+            v.cast_signed()
+                .saturating_sub(i8x16::splat(0x21))
+                .cast_unsigned()
         }) & !high;
         let mut b = Block {
             letter,
@@ -212,9 +219,9 @@ impl Block {
         };
         if high != 0 {
             // Lead bytes are 11xxxxxx; 10xxxxxx continue a character.
-            b.lead = bits(q, |v| v.simd_gt(splat(0xBF)));
-            b.cjk = bits(q, |v| (v - splat(0xE3)).simd_lt(splat(11)));
-            b.astral = bits(q, |v| v.simd_gt(splat(0xEF)));
+            b.lead = bits(q, |v| in_range(v, 0xC0, 64));
+            b.cjk = bits(q, |v| in_range(v, 0xE3, 11));
+            b.astral = bits(q, |v| in_range(v, 0xF0, 16));
         }
         b
     }
@@ -247,13 +254,13 @@ impl Block {
         }
     }
 
-    /// Bytes `at` and `at + 1` are a two-byte escape decoding to `b`: recorded here and folded
-    /// into the classes for the whole block at once. The escaped byte tells the class: a
-    /// letter (`bfnrt`) stands for whitespace, punctuation for itself.
+    /// Two-byte escapes (`\\n`, `\\"` ...) start at the bits of `starts`, and `newlines` of
+    /// them are `\\n`: folded into the classes for the whole block at once. The escaped byte
+    /// tells the class: a letter (`bfnrt`) stands for whitespace, punctuation for itself.
     #[inline(always)]
-    pub fn simple_escape(&mut self, at: u32, b: u8) {
-        self.simple |= 1u64 << (at & 63);
-        self.escaped[3] += u32::from(b == b'\n');
+    pub fn simple_escapes(&mut self, starts: u64, newlines: u32) {
+        self.simple = starts;
+        self.escaped[3] = newlines;
     }
 
     /// [`Block::escape`] for a byte (0x80 and above: a character of no class).
@@ -430,6 +437,20 @@ pub fn estimate_tokens(text: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_range_marks_exactly_the_range() {
+        for n in [1u8, 10, 11, 16, 26, 32, 64, 127, 128] {
+            for lo in 0..=u8::MAX - (n - 1) {
+                for b in 0..=u8::MAX {
+                    let got = in_range(u8x16::splat(b), lo, n).to_bitmask();
+                    let want = (lo..=lo + (n - 1)).contains(&b);
+                    assert_eq!(got == 0xFFFF, want, "{b} in {lo}+{n}");
+                    assert!(got == 0 || got == 0xFFFF);
+                }
+            }
+        }
+    }
     use proptest::prelude::*;
 
     const LETTER: u8 = 1;

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use wide::u8x16;
 
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::{Block, TextCounts, below, bits, load, quad};
+use crate::estimate::{Block, Quad, TextCounts, below, bits, in_range, load, quad};
 
 /// The deepest nesting of arrays and objects accepted, the top-level object included (one level
 /// more than `serde_json`'s default recursion limit allows).
@@ -215,7 +215,19 @@ fn simple_escape(e: u8) -> u8 {
 /// control character.
 #[inline(always)]
 fn run_end(v: u8x16) -> u8x16 {
-    v.simd_eq(u8x16::splat(b'"')) | v.simd_eq(u8x16::splat(b'\\')) | v.simd_lt(u8x16::splat(0x20))
+    v.simd_eq(u8x16::splat(b'"')) | v.simd_eq(u8x16::splat(b'\\')) | in_range(v, 0, 0x20)
+}
+
+/// The backslashes of a block that start an escape, and the bytes they escape, from the mask
+/// of its backslashes; the block starts outside any escape. A run of backslashes pairs up from
+/// its start, so a run of odd length escapes the byte after it. Subtracting each run from the
+/// odd bits above it tells runs that start on an even bit from those that start on an odd one.
+#[inline(always)]
+fn escapes(backslash: u64) -> (u64, u64) {
+    const ODD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+    // Escape starts and escaped bytes, except escaped backslashes.
+    let code = (backslash << 1 | ODD).wrapping_sub(backslash) ^ ODD;
+    (code & backslash, code ^ backslash)
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
@@ -223,6 +235,13 @@ fn hex4(b: &[u8]) -> Option<u32> {
         let v = char::from(d).to_digit(16)?;
         Some(n << 4 | v)
     })
+}
+
+/// The escapes of a block still to check, and the two-byte ones found so far.
+struct Escapes {
+    pending: u64,
+    simple: u64,
+    newlines: u32,
 }
 
 /// Any JSON value reduced to its kind (and a string's text, an integer's value).
@@ -273,6 +292,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// An `invalid_json` error at the current position.
+    #[cold]
+    #[inline(never)]
     pub fn syntax(&self, what: &str) -> RouteError {
         syntax_error(self.text, self.pos, what)
     }
@@ -290,6 +311,7 @@ impl<'a> Cursor<'a> {
         None
     }
 
+    #[inline(always)]
     fn eat(&mut self, c: u8, what: &str) -> Result<(), RouteError> {
         if self.peek() == Some(c) {
             self.pos += 1;
@@ -299,6 +321,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn eof_or(&self, what: &str) -> RouteError {
         if self.pos >= self.text.len() {
             self.syntax("EOF while parsing")
@@ -354,6 +378,7 @@ impl<'a> Cursor<'a> {
         Ok(None)
     }
 
+    #[inline(always)]
     fn key(&mut self, counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
         if self.peek() != Some(b'"') {
             return Err(self.eof_or("key must be a string"));
@@ -404,7 +429,7 @@ impl<'a> Cursor<'a> {
     /// The text is read 64 bytes at a time: one mask marks quotes, backslashes and control
     /// characters, then only the escapes are visited one by one. A block never ends inside an
     /// escape: one that would cross the end starts the next block instead.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self, counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
         let bytes = self.bytes();
         let start = self.pos + 1;
@@ -436,64 +461,25 @@ impl<'a> Cursor<'a> {
         let bytes = self.bytes();
         let mut i = start;
         let mut escaped = false;
-        'blocks: loop {
+        loop {
             let rest = bytes.get(i..).unwrap_or_default();
             let q = quad(rest);
             let mut block = counts.is_some().then(|| Block::new(&q));
-            // Quotes, backslashes and controls; zero padding reads as a control character: the
-            // end is found below.
-            let mut special = bits(&q, run_end);
-            let (n, done) = loop {
-                let p = special.trailing_zeros();
-                let at = p as usize;
-                match rest.get(at) {
-                    _ if p == 64 => break (64, false),
-                    Some(b'"') => break (p, true),
-                    Some(b'\\') => {
-                        escaped = true;
-                        let simple = rest.get(at + 1).map_or(0, |&e| simple_escape(e));
-                        let end = if simple != 0 {
-                            if p == 63 {
-                                break (p, false);
-                            }
-                            if let Some(b) = &mut block {
-                                b.simple_escape(p, simple);
-                            }
-                            p + 2
-                        } else {
-                            let Some((ch, len)) = escape(rest.get(at..).unwrap_or_default()) else {
-                                self.pos = i + at;
-                                return Err(self.syntax("invalid escape"));
-                            };
-                            let end = p + len as u32;
-                            if end > 64 {
-                                break (p, false);
-                            }
-                            if let Some(b) = &mut block {
-                                b.escape(p, len as u32, ch);
-                            }
-                            end
-                        };
-                        special &= !below(end);
-                    }
-                    Some(_) => {
-                        self.pos = i + at;
-                        return Err(self.syntax(
-                            "control character (\\u0000-\\u001F) found while parsing a string",
-                        ));
-                    }
-                    None => {
-                        self.pos = i + at;
-                        return Err(self.syntax("EOF while parsing a string"));
-                    }
-                }
+            // Quotes, backslashes and controls; zero padding reads as a control character.
+            let special = bits(&q, run_end);
+            let (n, done) = if special == 0 {
+                (64, false)
+            } else {
+                let (n, done, escapes) = self.block_end(rest, &q, special, block.as_mut(), i)?;
+                escaped |= escapes;
+                (n, done)
             };
             if let (Some(c), Some(b)) = (counts.as_deref_mut(), &block) {
                 c.block(b, n);
             }
             i += n as usize;
             if done {
-                break 'blocks;
+                break;
             }
         }
         if let Some(c) = counts {
@@ -504,6 +490,109 @@ impl<'a> Cursor<'a> {
             raw: self.text.get(start..i).unwrap_or_default(),
             escaped,
         })
+    }
+
+    /// The end of a string's text in a block that holds quotes, backslashes or control
+    /// characters (`special`), `rest` from index `i` of the body: the number of bytes of text
+    /// before the closing quote (or before an escape that crosses the block's end), whether the
+    /// quote was reached, and whether there were escapes. The escapes are checked in order and
+    /// folded into `block`.
+    #[inline(always)]
+    fn block_end(
+        &mut self,
+        rest: &[u8],
+        q: &Quad,
+        special: u64,
+        block: Option<&mut Block>,
+        i: usize,
+    ) -> Result<(u32, bool, bool), RouteError> {
+        let backslash = bits(q, |v| v.simd_eq(u8x16::splat(b'\\')));
+        let (starts, escaped) = escapes(backslash);
+        // The text ends at the first quote or control character that is not escaped.
+        let stop = (special & !(backslash | escaped)).trailing_zeros();
+        let all = starts & below(stop);
+        // Two-byte escapes, in a loop of their own; the first other one (`\u`, invalid, or
+        // crossing the block's end) hands the rest over.
+        let (mut simple, mut newlines, mut rest_of) = (0u64, 0u32, all);
+        while rest_of != 0 {
+            let p = rest_of.trailing_zeros();
+            let decoded = rest.get(p as usize + 1).map_or(0, |&e| simple_escape(e));
+            if decoded == 0 || p == 63 {
+                break;
+            }
+            simple |= 1 << p;
+            newlines += u32::from(decoded == b'\n');
+            rest_of &= rest_of - 1;
+        }
+        let mut cut = None;
+        if rest_of != 0 {
+            let mut state = Escapes {
+                pending: rest_of,
+                simple,
+                newlines,
+            };
+            cut = self.other_escapes(rest, &mut state, block, i)?;
+        } else if let Some(b) = block {
+            b.simple_escapes(simple, newlines);
+        }
+        let any = all != 0;
+        if let Some(n) = cut {
+            return Ok((n, false, any));
+        }
+        if stop == 64 {
+            return Ok((64, false, any));
+        }
+        let at = stop as usize;
+        match rest.get(at) {
+            Some(b'"') => Ok((stop, true, any)),
+            Some(_) => {
+                self.pos = i + at;
+                Err(self.syntax("control character (\\u0000-\\u001F) found while parsing a string"))
+            }
+            None => {
+                self.pos = i + at;
+                Err(self.syntax("EOF while parsing a string"))
+            }
+        }
+    }
+
+    /// [`Cursor::block_end`] from the first escape that is not a two-byte one within the block:
+    /// every pending escape in order, then the two-byte ones folded into `block`. Returns where
+    /// the block is cut when an escape crosses its end.
+    #[inline(never)]
+    fn other_escapes(
+        &mut self,
+        rest: &[u8],
+        e: &mut Escapes,
+        mut block: Option<&mut Block>,
+        i: usize,
+    ) -> Result<Option<u32>, RouteError> {
+        let mut cut = None;
+        while e.pending != 0 {
+            let p = e.pending.trailing_zeros();
+            let at = p as usize;
+            let Some((ch, len)) = escape(rest.get(at..).unwrap_or_default()) else {
+                self.pos = i + at;
+                return Err(self.syntax("invalid escape"));
+            };
+            let end = p + len as u32;
+            if end > 64 {
+                cut = Some(p);
+                break;
+            }
+            if len == 2 {
+                e.simple |= 1 << p;
+                e.newlines += u32::from(ch == '\n');
+            } else if let Some(b) = block.as_deref_mut() {
+                b.escape(p, len as u32, ch);
+            }
+            // A surrogate pair is one escape of twelve bytes.
+            e.pending &= !below(end);
+        }
+        if let Some(b) = block {
+            b.simple_escapes(e.simple, e.newlines);
+        }
+        Ok(cut)
     }
 
     /// A number at the cursor: its value when a non-negative integer that fits `u64`.
@@ -832,6 +921,41 @@ mod tests {
         }
     }
 
+    /// Escapes of a mask of backslashes, pairing them up from the first one, one at a time.
+    fn escapes_one_by_one(backslash: u64) -> (u64, u64) {
+        let (mut starts, mut escaped, mut i) = (0u64, 0u64, 0);
+        while i < 64 {
+            if backslash >> i & 1 == 1 {
+                starts |= 1 << i;
+                escaped |= 1u64.checked_shl(i + 1).unwrap_or(0);
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        (starts, escaped)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn backslash_runs_pair_up_from_their_start(
+            runs in proptest::collection::vec((0u32..4, 1u32..8), 0..20),
+            noise in proptest::num::u64::ANY,
+        ) {
+            // Runs of backslashes, dense or random.
+            let mut backslash = 0u64;
+            let mut at = 0u32;
+            for (gap, len) in runs {
+                at += gap;
+                backslash |= below(len).checked_shl(at).unwrap_or(0);
+                at += len;
+            }
+            for mask in [backslash, noise, backslash ^ noise, u64::MAX] {
+                proptest::prop_assert_eq!(escapes(mask), escapes_one_by_one(mask), "{:064b}", mask);
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn counting_a_json_string_counts_its_decoded_text(
@@ -861,6 +985,8 @@ mod tests {
                 ("\\u00e9", "é"),
                 ("\\u0041", "A"),
                 ("\\ud83d\\ude00", "😀"),
+                ("\\\\\\\"", "\\\""),
+                ("\\\\\\\\\\n", "\\\\\n"),
             ] {
                 let json = format!("\"{pad}{esc}b\" ");
                 let mut c = Cursor::new(&json);
