@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::capability::{Capability, CapabilitySet};
 use crate::error::{ErrorCode, RouteError};
 use crate::estimate::{Counts, TextCounts};
-use crate::policy::{CompiledPolicy, Target};
+use crate::policy::{CompiledPolicy, Matches, Target};
 use crate::scan::{Cursor, Kind, Str, syntax_error};
 
 /// How demanding a request is; `flux-auto` maps each class to a tier.
@@ -701,13 +701,13 @@ impl<'p, 'a> Scan<'p, 'a> {
         prompt.add(3);
         let (last_user_tokens, matched) = match self.last_user {
             Some(u) => (u.counts.tokens(), policy.match_user(&u)),
-            None => (0, 0),
+            None => (0, Matches::default()),
         };
         let (complexity, complexity_score) = policy.score(
             last_user_tokens,
             messages,
             self.capabilities.contains(Capability::Tools),
-            matched,
+            &matched,
         );
         Ok(RequestFeatures {
             target,
@@ -717,7 +717,7 @@ impl<'p, 'a> Scan<'p, 'a> {
             complexity,
             complexity_score,
             messages,
-            matched,
+            matched: matched.bits,
             key: self.user.or(self.first_user).unwrap_or(0),
         })
     }
@@ -742,12 +742,12 @@ impl CompiledPolicy {
     /// the first half window of its first text part and the last half window of its last,
     /// decoded into one buffer. Windows count decoded bytes, so escaping text differently
     /// never changes what the patterns see.
-    fn match_user(&self, u: &UserMessage<'_>) -> u64 {
+    fn match_user(&self, u: &UserMessage<'_>) -> Matches {
         let (Some(first), Some(last)) = (u.first, u.last) else {
             return self.match_patterns("");
         };
         if self.patterns.is_empty() {
-            return 0;
+            return Matches::default();
         }
         let one = std::ptr::eq(first.raw, last.raw);
         if one && !first.escaped && first.raw.len() <= PATTERN_WINDOW {
@@ -780,9 +780,9 @@ impl CompiledPolicy {
         self.match_patterns(&text)
     }
 
-    /// Runs every pattern once over `text`; bit `i` set when pattern `i` matched.
-    pub(crate) fn match_patterns(&self, text: &str) -> u64 {
-        self.patterns.matches(text)
+    /// Runs every pattern once over `text`, then counts the counted signals that matched.
+    pub(crate) fn match_patterns(&self, text: &str) -> Matches {
+        self.patterns.find(text)
     }
 
     /// The complexity score and class from the classifier's features and signals.
@@ -791,7 +791,7 @@ impl CompiledPolicy {
         last_user_tokens: u32,
         messages: u32,
         tools: bool,
-        matched: u64,
+        matched: &Matches,
     ) -> (Complexity, f32) {
         let c = &self.classifier;
         let ratio = |x: u32, sat: u32| (x as f32 / sat.max(1) as f32).min(1.0);
@@ -799,12 +799,21 @@ impl CompiledPolicy {
             + c.depth_weight * ratio(messages.saturating_sub(1), c.depth_saturation)
             + if tools { c.tools_weight } else { 0.0 };
         let mut floor = Complexity::Simple;
+        // Counted signals take their counts in signal order.
+        let mut counts = matched.counts.iter();
         for (i, s) in c.signals.iter().enumerate() {
-            if matched & (1u64 << i) != 0 {
-                score += s.weight;
-                if let Some(min) = s.min_class {
-                    floor = floor.max(min);
-                }
+            let count = s
+                .saturation
+                .map(|sat| (counts.next().copied().unwrap_or(0), sat));
+            if matched.bits & (1u64 << i) == 0 {
+                continue;
+            }
+            score += match count {
+                Some((n, sat)) => s.weight * ratio(n, sat),
+                None => s.weight,
+            };
+            if let Some(min) = s.min_class {
+                floor = floor.max(min);
             }
         }
         let score = score.clamp(0.0, 1.0);

@@ -66,3 +66,69 @@ fn the_default_policy_agrees_with_the_labelled_prompts() {
 
 /// The agreement the default policy holds on the table.
 const AGREEMENT: f64 = 0.80;
+
+/// The default policy with its classifier replaced by `classifier`.
+fn with_classifier(classifier: &str) -> CompiledPolicy {
+    let default = fluxroute::EMBEDDED_POLICY;
+    let start = default.find("[classifier]").unwrap();
+    let end = default.find("# Rules run in order").unwrap();
+    let text = format!("{}{classifier}\n{}", &default[..start], &default[end..]);
+    CompiledPolicy::from_toml(&text, "counted.toml")
+        .unwrap()
+        .policy
+}
+
+fn score(policy: &CompiledPolicy, prompt: &str) -> f32 {
+    let body = serde_json::json!({"model": "flux-auto", "messages": [{"role": "user", "content": prompt}]});
+    policy
+        .classify(body.to_string().as_bytes())
+        .unwrap()
+        .complexity_score
+}
+
+#[test]
+fn a_counted_signal_adds_its_weight_in_proportion_to_its_matches_up_to_saturation() {
+    let policy = with_classifier(
+        r#"[classifier]
+thresholds = { standard = 0.3, complex = 0.6, reasoning = 0.9 }
+length = { weight = 0.0, saturation = 1000 }
+depth = { weight = 0.0, saturation = 10 }
+tools = { weight = 0.0 }
+
+[[classifier.signals]]
+name = "plain"
+pattern = 'zebra'
+weight = 0.2
+
+[[classifier.signals]]
+name = "clauses"
+pattern = '[,;]'
+weight = 0.4
+saturation = 4
+
+[[classifier.signals]]
+name = "questions"
+pattern = '\?'
+weight = 0.4
+saturation = 2
+min_class = "standard"
+"#,
+    );
+    let cases = [
+        ("no match at all", 0.0, Complexity::Simple),
+        ("one, two", 0.1, Complexity::Simple),
+        ("one, two; three, four", 0.3, Complexity::Standard),
+        ("a, b, c, d, e, f, g, h", 0.4, Complexity::Standard),
+        // The counts of two counted signals stay apart; a match lifts to `min_class` at once.
+        ("why?", 0.2, Complexity::Standard),
+        ("why, how?", 0.3, Complexity::Standard),
+        ("a, b; c, d, e? f? g?", 0.8, Complexity::Complex),
+        // A plain signal adds its whole weight however often it matches.
+        ("zebra zebra zebra, a", 0.3, Complexity::Standard),
+    ];
+    for (prompt, want, class) in cases {
+        let got = score(&policy, prompt);
+        assert!((got - want).abs() < 1e-4, "{prompt:?}: {got} != {want}");
+        assert_eq!(classify(&policy, prompt), class, "{prompt:?}");
+    }
+}

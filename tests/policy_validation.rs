@@ -329,6 +329,86 @@ fn invalid_regex_is_located() {
     assert!(d.message.contains("unclosed"), "{d}");
 }
 
+/// Asserts one `invalid_value` error, located at the value of the first `key = value` line.
+fn error_at_value(text: &str, line: &str, path: &str) {
+    let (row, col) = position(text, line, 0);
+    let value_col = col + line.find("= ").unwrap() + 2;
+    let all = diagnostics(text);
+    let found: Vec<&Diagnostic> = all.iter().filter(|d| d.kind == K::InvalidValue).collect();
+    assert_eq!(found.len(), 1, "expected one invalid_value, got {all:#?}");
+    assert_eq!(
+        (found[0].line, found[0].column),
+        (row, value_col),
+        "{}",
+        found[0]
+    );
+    assert_eq!(found[0].path, path);
+    assert!(CompiledPolicy::from_toml(text, "t.toml").is_err());
+}
+
+/// A counted signal in the classifier: `pattern` counted up to `saturation`.
+fn counted(pattern: &str, saturation: &str) -> String {
+    format!("{BASE}{CLASSIFIER}saturation = {saturation}\n").replace("'fn|def'", pattern)
+}
+
+#[test]
+fn counted_signals_need_a_positive_saturation_and_a_pattern_that_cannot_match_nothing() {
+    assert_eq!(diagnostics(&counted("'[,;]'", "8")), vec![]);
+    for bad in ["0", "4294967296"] {
+        let text = counted("'[,;]'", bad);
+        error_at_value(
+            &text,
+            &format!("saturation = {bad}"),
+            "classifier.signals[0].saturation",
+        );
+    }
+    // A pattern that can match the empty string would count every position.
+    let d = error(
+        &counted("'x*'", "8"),
+        K::InvalidRegex,
+        "'x*'",
+        0,
+        "classifier.signals[0].pattern",
+    );
+    assert!(d.message.contains("empty string"), "{d}");
+    // The same pattern is fine when it only has to match somewhere.
+    let plain = format!("{BASE}{CLASSIFIER}").replace("'fn|def'", "'x*'");
+    assert_eq!(diagnostics(&plain), vec![]);
+}
+
+#[test]
+fn at_most_eight_signals_are_counted() {
+    let mut text = format!("{BASE}{CLASSIFIER}").replace("weight = 0.2\n", "weight = 0.02\n");
+    for i in 1..10 {
+        text.push_str(&format!(
+            "\n[[classifier.signals]]\nname = \"s{i}\"\npattern = 'x{i}'\nweight = 0.02\nsaturation = {i}\n"
+        ));
+    }
+    // Ten signals of 0.02 and 0.8 from length, depth and tools: the weights sum to 1.
+    error_at_value(&text, "saturation = 9", "classifier.signals[9].saturation");
+    let eight = text.replace("saturation = 9\n", "");
+    assert_eq!(diagnostics(&eight), vec![]);
+}
+
+#[test]
+fn a_saturation_changes_the_fingerprint_and_its_absence_keeps_it() {
+    let plain = format!("{BASE}{CLASSIFIER}");
+    let fingerprint = |text: &str| {
+        CompiledPolicy::from_toml(text, "t.toml")
+            .unwrap()
+            .policy
+            .fingerprint()
+            .to_owned()
+    };
+    let a = fingerprint(&counted("'fn|def'", "4"));
+    let b = fingerprint(&counted("'fn|def'", "5"));
+    assert_ne!(a, b);
+    assert_ne!(a, fingerprint(&plain));
+    // Fingerprints of policies without counted signals are what they were before counting
+    // existed: pinned here for this one.
+    assert_eq!(fingerprint(&plain), PLAIN_FINGERPRINT);
+}
+
 #[test]
 fn thresholds_must_increase() {
     let text = format!("{BASE}{CLASSIFIER}").replace("complex = 0.4", "complex = 0.1");
@@ -589,3 +669,6 @@ fn a_unicode_word_boundary_is_a_slow_pattern_warning() {
     let ascii = format!("{BASE}{CLASSIFIER}").replace("'fn|def'", r"'(?-u:\b)(fn|def)(?-u:\b)'");
     assert_eq!(diagnostics(&ascii), vec![]);
 }
+
+/// The fingerprint of `BASE` with `CLASSIFIER`, computed before counted signals existed.
+const PLAIN_FINGERPRINT: &str = "496fb7bd8eb9f998";

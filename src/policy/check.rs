@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::raw::{Name, RawCatalog, RawClassifier, RawPolicy, RawRule, RawSaturating};
 use super::{
-    AUTO_ALIAS, Action, Alias, Classifier, CompiledPolicy, Limits, MAX_FALLBACKS, Model,
-    PINNED_PREFIX, Rule, Signal, Target, TargetKind, Tenant, Tier,
+    AUTO_ALIAS, Action, Alias, Classifier, CompiledPolicy, Limits, MAX_COUNTED, MAX_FALLBACKS,
+    Model, PINNED_PREFIX, Rule, Signal, Target, TargetKind, Tenant, Tier,
 };
 use crate::classify::Complexity;
 use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
@@ -291,12 +291,31 @@ impl Checker<'_> {
                 .build_many(&patterns)
                 .map(Some)
         };
-        let patterns = match set {
-            Ok(regex) => super::Patterns {
+        let counted = classifier
+            .signals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.saturation?)))
+            .map(|(pattern, saturation)| {
+                let source = patterns.get(pattern).map_or("", String::as_str);
+                let regex = Regex::builder()
+                    .configure(Regex::config().nfa_size_limit(Some(REGEX_SIZE_LIMIT * 8)))
+                    .build(source)
+                    .map_err(|e| e.to_string())?;
+                Ok(super::Counter {
+                    pattern,
+                    saturation,
+                    regex,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>();
+        let patterns = match (set.map_err(|e| e.to_string()), counted) {
+            (Ok(regex), Ok(counted)) => super::Patterns {
                 sources: patterns,
                 regex,
+                counted,
             },
-            Err(e) => {
+            (Err(e), _) | (_, Err(e)) => {
                 let msg = format!("the patterns together do not compile: {e}");
                 self.error(K::InvalidRegex, None, "classifier.signals".into(), msg);
                 return None;
@@ -724,6 +743,7 @@ impl Checker<'_> {
         let mut sum = f64::from(length_weight) + f64::from(depth_weight) + f64::from(tools_weight);
         let mut signals = Vec::new();
         let mut seen = HashSet::new();
+        let mut counted = 0;
         for (i, s) in c.signals.iter().enumerate() {
             let path = |f: &str| format!("classifier.signals[{i}].{f}");
             if !seen.insert(s.name.get_ref().as_str()) {
@@ -732,14 +752,29 @@ impl Checker<'_> {
             }
             let weight = self.unit(&s.weight, &path("weight"));
             sum += weight;
+            let saturation = s.saturation.as_ref().map(|v| {
+                counted += 1;
+                if counted == MAX_COUNTED + 1 {
+                    let msg = format!("at most {MAX_COUNTED} counted signals (with `saturation`)");
+                    self.error(K::InvalidValue, span_of(v), path("saturation"), msg);
+                }
+                self.count(v, &path("saturation"))
+            });
             if self
                 .pattern(&s.pattern, path("pattern"), patterns)
                 .is_some()
             {
+                if saturation.is_some() && matches_empty(s.pattern.get_ref()) {
+                    let msg = "a counted signal's pattern must not match the empty string: \
+                               its matches could not be counted"
+                        .to_owned();
+                    self.error(K::InvalidRegex, span_of(&s.pattern), path("pattern"), msg);
+                }
                 signals.push(Signal {
                     name: s.name.get_ref().clone(),
                     weight: weight as f32,
                     min_class: s.min_class,
+                    saturation,
                 });
             }
         }
@@ -1146,7 +1181,14 @@ fn canonical(p: &CompiledPolicy) -> Value {
         .signals
         .iter()
         .zip(p.patterns.sources.iter())
-        .map(|(s, pat)| json!([s.name, s.weight, s.min_class.map(Complexity::as_str), pat]))
+        .map(|(s, pat)| {
+            let mut v = json!([s.name, s.weight, s.min_class.map(Complexity::as_str), pat]);
+            // Only counted signals carry a fifth field, so other fingerprints stay as they were.
+            if let (Some(sat), Some(a)) = (s.saturation, v.as_array_mut()) {
+                a.push(json!(sat));
+            }
+            v
+        })
         .collect();
     let l = &p.limits;
     json!({
@@ -1164,6 +1206,11 @@ fn canonical(p: &CompiledPolicy) -> Value {
         "rules": rules,
         "tenants": tenants,
     })
+}
+
+/// Whether `pattern` can match the empty string (a pattern that does not parse cannot).
+fn matches_empty(pattern: &str) -> bool {
+    regex_syntax::parse(pattern).is_ok_and(|hir| hir.properties().minimum_len() == Some(0))
 }
 
 fn fingerprint(p: &CompiledPolicy) -> String {

@@ -160,6 +160,8 @@ pub(crate) struct Signal {
     pub name: String,
     pub weight: f32,
     pub min_class: Option<Complexity>,
+    /// For a counted signal, its matches at which it adds its whole weight.
+    pub saturation: Option<u32>,
 }
 
 /// The compiled classifier; signal `i` is pattern `i` of the policy's `RegexSet`.
@@ -259,6 +261,28 @@ pub(crate) struct Patterns {
     pub sources: Vec<String>,
     /// `None` when there are no patterns.
     pub regex: Option<Regex>,
+    /// The counted signals, in signal order (at most [`MAX_COUNTED`]).
+    pub counted: Vec<Counter>,
+}
+
+/// The most counted signals a policy may hold.
+pub(crate) const MAX_COUNTED: usize = 8;
+
+/// A counted signal: its pattern on its own, to count matches with.
+#[derive(Debug, Clone)]
+pub(crate) struct Counter {
+    /// Its index among the patterns (and the signals).
+    pub pattern: usize,
+    pub saturation: u32,
+    pub regex: Regex,
+}
+
+/// What the patterns found in a text: bit `i` when pattern `i` matched, and the matches of
+/// each counted signal (in the order of [`Patterns::counted`], up to its saturation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Matches {
+    pub bits: u64,
+    pub counts: [u32; MAX_COUNTED],
 }
 
 thread_local! {
@@ -269,6 +293,21 @@ thread_local! {
 impl Patterns {
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
+    }
+
+    /// Every pattern once over `text`, then the counted signals that matched, each up to its
+    /// saturation.
+    pub fn find(&self, text: &str) -> Matches {
+        let bits = self.matches(text);
+        let mut counts = [0; MAX_COUNTED];
+        for (n, c) in counts.iter_mut().zip(&self.counted) {
+            if bits & (1u64 << (c.pattern % 64)) != 0 {
+                let limit = usize::try_from(c.saturation).unwrap_or(usize::MAX);
+                let found = c.regex.find_iter(Input::new(text)).take(limit).count();
+                *n = u32::try_from(found).unwrap_or(u32::MAX);
+            }
+        }
+        Matches { bits, counts }
     }
 
     /// Bit `i` set when pattern `i` matches somewhere in `text`.

@@ -196,6 +196,9 @@ pub(crate) struct RawSignal {
     pub weight: Spanned<f64>,
     #[serde(default)]
     pub min_class: Option<Complexity>,
+    /// Count the matches: the signal adds `weight × min(matches / saturation, 1)`.
+    #[serde(default)]
+    pub saturation: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
