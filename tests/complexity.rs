@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use fluxroute::{CompiledPolicy, Complexity};
+use fluxroute::{CompiledPolicy, Complexity, RequestFeatures};
 
 #[derive(serde::Deserialize)]
 struct Table {
@@ -15,12 +15,14 @@ struct Table {
     reasoning: Vec<String>,
 }
 
-fn classify(policy: &CompiledPolicy, prompt: &str) -> Complexity {
+/// The features of a one-message `flux-auto` request.
+fn features(policy: &CompiledPolicy, prompt: &str) -> RequestFeatures {
     let body = serde_json::json!({"model": "flux-auto", "messages": [{"role": "user", "content": prompt}]});
-    policy
-        .classify(body.to_string().as_bytes())
-        .unwrap()
-        .complexity
+    policy.classify(body.to_string().as_bytes()).unwrap()
+}
+
+fn classify(policy: &CompiledPolicy, prompt: &str) -> Complexity {
+    features(policy, prompt).complexity
 }
 
 #[test]
@@ -79,11 +81,7 @@ fn with_classifier(classifier: &str) -> CompiledPolicy {
 }
 
 fn score(policy: &CompiledPolicy, prompt: &str) -> f32 {
-    let body = serde_json::json!({"model": "flux-auto", "messages": [{"role": "user", "content": prompt}]});
-    policy
-        .classify(body.to_string().as_bytes())
-        .unwrap()
-        .complexity_score
+    features(policy, prompt).complexity_score
 }
 
 #[test]
