@@ -66,8 +66,9 @@ fn the_default_policy_agrees_with_the_labelled_prompts() {
     assert!(rate >= AGREEMENT, "agreement {rate:.3} below {AGREEMENT}");
 }
 
-/// The agreement the default policy holds on the table.
-const AGREEMENT: f64 = 0.80;
+/// The agreement the default policy holds on the table (63 of 64 when this was set; a floor
+/// of 0.95 allows two more misses before the test fails).
+const AGREEMENT: f64 = 0.95;
 
 /// The default policy with its classifier replaced by `classifier`.
 fn with_classifier(classifier: &str) -> CompiledPolicy {
