@@ -438,19 +438,6 @@ pub fn estimate_tokens(text: &str) -> u32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn in_range_marks_exactly_the_range() {
-        for n in [1u8, 10, 11, 16, 26, 32, 64, 127, 128] {
-            for lo in 0..=u8::MAX - (n - 1) {
-                for b in 0..=u8::MAX {
-                    let got = in_range(u8x16::splat(b), lo, n).to_bitmask();
-                    let want = (lo..=lo + (n - 1)).contains(&b);
-                    assert_eq!(got == 0xFFFF, want, "{b} in {lo}+{n}");
-                    assert!(got == 0 || got == 0xFFFF);
-                }
-            }
-        }
-    }
     use proptest::prelude::*;
 
     const LETTER: u8 = 1;
@@ -500,6 +487,20 @@ mod tests {
             prev = class;
         }
         c
+    }
+
+    #[test]
+    fn in_range_marks_exactly_the_range() {
+        for n in [1u8, 10, 11, 16, 26, 32, 64, 127, 128] {
+            for lo in 0..=u8::MAX - (n - 1) {
+                for b in 0..=u8::MAX {
+                    let got = in_range(u8x16::splat(b), lo, n).to_bitmask();
+                    let want = (lo..=lo + (n - 1)).contains(&b);
+                    assert_eq!(got == 0xFFFF, want, "{b} in {lo}+{n}");
+                    assert!(got == 0 || got == 0xFFFF);
+                }
+            }
+        }
     }
 
     proptest! {

@@ -1,7 +1,8 @@
 //! A JSON reader built for chat bodies: one forward pass, no DOM, no copies.
 //!
 //! Strings are scanned 64 bytes at a time: one bit mask marks the quotes, backslashes and
-//! control characters, after which only the escapes are visited one by one. The text of the
+//! control characters; runs of backslashes pair up by mask arithmetic, after which only the
+//! escapes are visited, two-byte ones in a tight loop. The text of the
 //! strings that count toward the prompt is fed to the token estimator from the same vectors,
 //! with each escape folded into the masks as the character it stands for, so message text is
 //! read once. Strings come back as [`Str`]: the raw text between the quotes, decoded only on
@@ -427,8 +428,9 @@ impl<'a> Cursor<'a> {
     /// A string at the cursor (which is at its `"`); with `counts`, its text is estimated.
     ///
     /// The text is read 64 bytes at a time: one mask marks quotes, backslashes and control
-    /// characters, then only the escapes are visited one by one. A block never ends inside an
-    /// escape: one that would cross the end starts the next block instead.
+    /// characters; in a block that has any, runs of backslashes pair up by mask arithmetic, the
+    /// two-byte escapes are checked in a tight loop and the others decoded one by one. A block
+    /// never ends inside an escape: one that would cross the end starts the next block instead.
     #[inline(always)]
     pub fn string(&mut self, counts: Option<&mut TextCounts>) -> Result<Str<'a>, RouteError> {
         let bytes = self.bytes();
