@@ -2,11 +2,10 @@
 //!
 //! Strings are scanned 64 bytes at a time: one bit mask marks the quotes, backslashes and
 //! control characters; runs of backslashes pair up by mask arithmetic, after which only the
-//! escapes are visited, two-byte ones in a tight loop. The text of the
-//! strings that count toward the prompt is fed to the token estimator from the same vectors,
-//! with each escape folded into the masks as the character it stands for, so message text is
-//! read once. Strings come back as [`Str`]: the raw text between the quotes, decoded only on
-//! demand.
+//! escapes are visited, two-byte ones in a tight loop. The text of the strings that count
+//! toward the prompt is fed to the token estimator from the same vectors, with each escape
+//! folded into the masks as the character it stands for, so message text is read once. Strings
+//! come back as [`Str`]: the raw text between the quotes, decoded only on demand.
 
 use std::borrow::Cow;
 
@@ -505,7 +504,7 @@ impl<'a> Cursor<'a> {
         rest: &[u8],
         q: &Quad,
         special: u64,
-        block: Option<&mut Block>,
+        mut block: Option<&mut Block>,
         i: usize,
     ) -> Result<(u32, bool, bool), RouteError> {
         let backslash = bits(q, |v| v.simd_eq(u8x16::splat(b'\\')));
@@ -515,27 +514,28 @@ impl<'a> Cursor<'a> {
         let all = starts & below(stop);
         // Two-byte escapes, in a loop of their own; the first other one (`\u`, invalid, or
         // crossing the block's end) hands the rest over.
-        let (mut simple, mut newlines, mut rest_of) = (0u64, 0u32, all);
-        while rest_of != 0 {
-            let p = rest_of.trailing_zeros();
-            let decoded = rest.get(p as usize + 1).map_or(0, |&e| simple_escape(e));
+        let mut e = Escapes {
+            pending: all,
+            simple: 0,
+            newlines: 0,
+        };
+        while e.pending != 0 {
+            let p = e.pending.trailing_zeros();
+            let decoded = rest.get(p as usize + 1).map_or(0, |&b| simple_escape(b));
             if decoded == 0 || p == 63 {
                 break;
             }
-            simple |= 1 << p;
-            newlines += u32::from(decoded == b'\n');
-            rest_of &= rest_of - 1;
+            e.simple |= 1 << p;
+            e.newlines += u32::from(decoded == b'\n');
+            e.pending &= e.pending - 1;
         }
-        let mut cut = None;
-        if rest_of != 0 {
-            let mut state = Escapes {
-                pending: rest_of,
-                simple,
-                newlines,
-            };
-            cut = self.other_escapes(rest, &mut state, block, i)?;
-        } else if let Some(b) = block {
-            b.simple_escapes(simple, newlines);
+        let cut = if e.pending != 0 {
+            self.other_escapes(rest, &mut e, block.as_deref_mut(), i)?
+        } else {
+            None
+        };
+        if let Some(b) = block {
+            b.simple_escapes(e.simple, e.newlines);
         }
         let any = all != 0;
         if let Some(n) = cut {
@@ -559,8 +559,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// [`Cursor::block_end`] from the first escape that is not a two-byte one within the block:
-    /// every pending escape in order, then the two-byte ones folded into `block`. Returns where
-    /// the block is cut when an escape crosses its end.
+    /// every pending escape in order, `\u` ones folded into `block`, two-byte ones added to
+    /// `e`. Returns where the block is cut when an escape crosses its end.
     #[inline(never)]
     fn other_escapes(
         &mut self,
@@ -590,9 +590,6 @@ impl<'a> Cursor<'a> {
             }
             // A surrogate pair is one escape of twelve bytes.
             e.pending &= !below(end);
-        }
-        if let Some(b) = block {
-            b.simple_escapes(e.simple, e.newlines);
         }
         Ok(cut)
     }
