@@ -16,12 +16,12 @@ use std::path::Path;
 
 use fluxroute::{CompiledPolicy, EMBEDDED_POLICY, Simulation};
 
-/// `key = { weight = W, saturation = S }` style lines the grid rewrites.
+/// `policy` with the length weight, and the `clauses` signal's weight and saturation, replaced.
 fn with(policy: &str, length: f64, clauses: f64, saturation: u32) -> String {
     let mut out = String::new();
     let mut in_clauses = false;
     for line in policy.lines() {
-        if line.starts_with("[[") || line.starts_with('[') {
+        if line.starts_with('[') {
             in_clauses = false;
         }
         if line == "name = \"clauses\"" {
