@@ -121,6 +121,29 @@ impl Fnv {
         }
     }
 
+    /// Hashes the first `limit` bytes of the decoded text of `s`, so that the same text hashes
+    /// the same however it is escaped; returns how many bytes it hashed.
+    fn write_text(&mut self, s: Str<'_>, limit: usize) -> usize {
+        if !s.escaped {
+            let bytes = s.raw.as_bytes();
+            let take = bytes.get(..limit).unwrap_or(bytes);
+            self.write(take);
+            return take.len();
+        }
+        let mut done = 0;
+        for c in s.chars() {
+            let mut buf = [0u8; 4];
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            let take = bytes.get(..limit - done).unwrap_or(bytes);
+            self.write(take);
+            done += take.len();
+            if done == limit {
+                break;
+            }
+        }
+        done
+    }
+
     pub const fn finish(self) -> u64 {
         self.0
     }
@@ -352,7 +375,7 @@ impl<'p, 'a> Scan<'p, 'a> {
                 "user" => {
                     if let Kind::Str(user) = c.value(None)? {
                         let mut h = Fnv::new();
-                        h.write(user.raw.as_bytes());
+                        h.write_text(user, usize::MAX);
                         self.user = Some(h.finish());
                     }
                 }
@@ -563,12 +586,8 @@ impl<'p, 'a> Scan<'p, 'a> {
         text.last = Some(s);
         // Only the first user message keys splits; later ones are not hashed.
         if self.first_user.is_none() && !text.not_user {
-            let bytes = s.raw.as_bytes();
-            let take = bytes
-                .get(..KEY_PREFIX.saturating_sub(text.hashed))
-                .unwrap_or(bytes);
-            text.hash.get_or_insert_with(Fnv::new).write(take);
-            text.hashed += take.len();
+            let room = KEY_PREFIX.saturating_sub(text.hashed);
+            text.hashed += text.hash.get_or_insert_with(Fnv::new).write_text(s, room);
         }
     }
 

@@ -76,6 +76,40 @@ fn a_split_without_a_user_sticks_to_the_conversation() {
     );
 }
 
+/// Every ASCII letter of `text` as a `\u` escape.
+fn letters_escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_sticky_key_is_the_same_however_the_text_is_escaped() {
+    let policy = CompiledPolicy::embedded();
+    let key = |user: Option<&str>, text: &str| {
+        let user = user.map_or(String::new(), |u| format!(r#""user": "{u}", "#));
+        let b = format!(
+            r#"{{"model": "flux-auto", {user}"messages": [{{"role": "user", "content": "{text}"}}]}}"#
+        );
+        policy.classify(b.as_bytes()).unwrap().key
+    };
+    // Past the hashed prefix of 256 bytes, so that the cut falls inside escaped text too.
+    let text = "Summarize the plot of Hamlet, act by act. ".repeat(8);
+    assert_eq!(key(None, &text), key(None, &letters_escaped(&text)));
+    assert_ne!(key(None, &text), key(None, "Summarize Macbeth."));
+    assert_eq!(
+        key(Some("user-7"), "a"),
+        key(Some(&letters_escaped("user-7")), "b")
+    );
+    assert_ne!(key(Some("user-7"), "a"), key(Some("user-8"), "a"));
+}
+
 #[test]
 fn weights_three_to_one() {
     let policy = CompiledPolicy::load(std::path::Path::new(concat!(
