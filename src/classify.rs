@@ -8,7 +8,7 @@ use crate::capability::{Capability, CapabilitySet};
 use crate::error::{ErrorCode, RouteError};
 use crate::estimate::{Counts, TextCounts};
 use crate::policy::{CompiledPolicy, Matches, Target};
-use crate::scan::{Cursor, Kind, Str, syntax_error};
+use crate::scan::{Cursor, Kind, Str, Word, syntax_error};
 
 /// How demanding a request is; `flux-auto` maps each class to a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -214,6 +214,58 @@ fn kind_at(c: &mut Cursor<'_>) -> Result<&'static str, RouteError> {
     })
 }
 
+/// The value at the cursor when it is a string, as its [`Word`] and its text; any other value
+/// is an `invalid_request` error for the member at path `param`.
+fn string_word<'a>(
+    c: &mut Cursor<'a>,
+    param: impl FnOnce() -> String,
+) -> Result<(Word, Str<'a>), RouteError> {
+    if let Some(found) = c.word_value() {
+        return Ok(found);
+    }
+    match c.value(None)? {
+        Kind::Str(s) => Ok((s.word(), s)),
+        k => {
+            let p = param();
+            Err(invalid(
+                &p,
+                format!("`{p}` must be a string, got {}", k.name()),
+            ))
+        }
+    }
+}
+
+/// The keys and values of messages and content parts that classification reads.
+mod words {
+    use crate::scan::{Word, word};
+
+    pub const ROLE: Word = word("role");
+    pub const CONTENT: Word = word("content");
+    pub const TOOL_CALLS: Word = word("tool_calls");
+    pub const FUNCTION_CALL: Word = word("function_call");
+    pub const NAME: Word = word("name");
+    pub const TYPE: Word = word("type");
+
+    pub const USER: Word = word("user");
+    pub const ASSISTANT: Word = word("assistant");
+    pub const SYSTEM: Word = word("system");
+    pub const DEVELOPER: Word = word("developer");
+    pub const TOOL: Word = word("tool");
+    pub const FUNCTION: Word = word("function");
+
+    pub const TEXT: Word = word("text");
+    pub const REFUSAL: Word = word("refusal");
+    pub const INPUT_TEXT: Word = word("input_text");
+    pub const IMAGE_URL: Word = word("image_url");
+    pub const IMAGE: Word = word("image");
+    pub const INPUT_IMAGE: Word = word("input_image");
+    pub const INPUT_AUDIO: Word = word("input_audio");
+    pub const FILE: Word = word("file");
+    pub const INPUT_FILE: Word = word("input_file");
+    pub const JSON_OBJECT: Word = word("json_object");
+    pub const JSON_SCHEMA: Word = word("json_schema");
+}
+
 const ROLES: [&str; 6] = [
     "system",
     "developer",
@@ -399,28 +451,21 @@ impl<'p, 'a> Scan<'p, 'a> {
         }
         c.begin_object()?;
         let mut first = true;
-        let (mut buf, mut value) = ([0u8; 32], [0u8; 32]);
-        while let Some(key) = c.next_key(&mut first, None)? {
-            if key.small(&mut buf) != "type" {
+        while let Some(key) = c.next_key_word(&mut first)? {
+            if key != words::TYPE {
                 c.value(Some(&mut self.prompt))?;
                 continue;
             }
             let param = "response_format.type";
-            match c.value(None)? {
-                Kind::Str(s) => match s.small(&mut value) {
-                    "json_object" => self.capabilities.insert(Capability::JsonMode),
-                    "json_schema" => self.capabilities.insert(Capability::JsonSchema),
-                    "text" => {}
-                    _ => {
-                        let msg = format!(
-                            "unknown `{param}` `{}`; expected `text`, `json_object` or `json_schema`",
-                            s.decode()
-                        );
-                        return Err(invalid(param, msg));
-                    }
-                },
-                k => {
-                    let msg = format!("`{param}` must be a string, got {}", k.name());
+            match string_word(c, || param.to_owned())? {
+                (words::JSON_OBJECT, _) => self.capabilities.insert(Capability::JsonMode),
+                (words::JSON_SCHEMA, _) => self.capabilities.insert(Capability::JsonSchema),
+                (words::TEXT, _) => {}
+                (_, s) => {
+                    let msg = format!(
+                        "unknown `{param}` `{}`; expected `text`, `json_object` or `json_schema`",
+                        s.decode()
+                    );
                     return Err(invalid(param, msg));
                 }
             }
@@ -463,45 +508,37 @@ impl<'p, 'a> Scan<'p, 'a> {
         let mut text = MessageText::default();
         let mut has_content = false;
         let mut first = true;
-        let (mut buf, mut value) = ([0u8; 32], [0u8; 32]);
-        while let Some(key) = c.next_key(&mut first, None)? {
-            match key.small(&mut buf) {
-                "role" => {
-                    role = match c.value(None)? {
-                        Kind::Str(s) => match s.small(&mut value) {
-                            "user" => Role::User,
-                            "assistant" => Role::Assistant,
-                            "tool" | "function" => Role::Tool,
-                            r if ROLES.contains(&r) => Role::Other,
-                            _ => {
-                                let p = format!("messages[{i}].role");
-                                let msg = format!(
-                                    "unknown role `{}` in `{p}`; expected one of {}",
-                                    s.decode(),
-                                    ROLES.join(", ")
-                                );
-                                return Err(invalid(&p, msg));
-                            }
-                        },
-                        k => {
+        while let Some(key) = c.next_key_word(&mut first)? {
+            match key {
+                words::ROLE => {
+                    role = match string_word(c, || format!("messages[{i}].role"))? {
+                        (words::USER, _) => Role::User,
+                        (words::ASSISTANT, _) => Role::Assistant,
+                        (words::TOOL | words::FUNCTION, _) => Role::Tool,
+                        (words::SYSTEM | words::DEVELOPER, _) => Role::Other,
+                        (_, s) => {
                             let p = format!("messages[{i}].role");
-                            let msg = format!("`{p}` must be a string, got {}", k.name());
+                            let msg = format!(
+                                "unknown role `{}` in `{p}`; expected one of {}",
+                                s.decode(),
+                                ROLES.join(", ")
+                            );
                             return Err(invalid(&p, msg));
                         }
                     }
                 }
-                "content" => {
+                words::CONTENT => {
                     text.not_user = !matches!(role, Role::User | Role::Unknown);
                     has_content = self.content(c, i, &mut text)?;
                 }
-                "tool_calls" | "function_call" => {
+                words::TOOL_CALLS | words::FUNCTION_CALL => {
                     if let Kind::Array(true) | Kind::Object(true) =
                         c.value(Some(&mut self.prompt))?
                     {
                         self.capabilities.insert(Capability::Tools);
                     }
                 }
-                "name" => {
+                words::NAME => {
                     c.value(Some(&mut self.prompt))?;
                     self.prompt.add(1);
                 }
@@ -612,33 +649,27 @@ impl<'p, 'a> Scan<'p, 'a> {
         let mut part_text: Option<(Str<'a>, TextCounts)> = None;
         let mut has_payload = false;
         let mut first = true;
-        let (mut buf, mut value) = ([0u8; 32], [0u8; 32]);
-        while let Some(key) = c.next_key(&mut first, None)? {
-            match key.small(&mut buf) {
-                "type" => {
-                    kind = Some(match c.value(None)? {
-                        Kind::Str(s) => match s.small(&mut value) {
-                            "text" | "refusal" | "input_text" => PartType::Text,
-                            "image_url" | "image" | "input_image" => PartType::Image,
-                            "input_audio" => PartType::Audio,
-                            "file" | "input_file" => PartType::File,
-                            _ => {
-                                let p = path();
-                                let msg = format!(
-                                    "unknown content part type `{}` in `{p}`; expected text, image_url, input_audio or file",
-                                    s.decode()
-                                );
-                                return Err(invalid(&format!("{p}.type"), msg));
-                            }
-                        },
-                        k => {
-                            let p = format!("{}.type", path());
-                            let msg = format!("`{p}` must be a string, got {}", k.name());
-                            return Err(invalid(&p, msg));
+        while let Some(key) = c.next_key_word(&mut first)? {
+            match key {
+                words::TYPE => {
+                    kind = Some(match string_word(c, || format!("{}.type", path()))? {
+                        (words::TEXT | words::REFUSAL | words::INPUT_TEXT, _) => PartType::Text,
+                        (words::IMAGE_URL | words::IMAGE | words::INPUT_IMAGE, _) => {
+                            PartType::Image
+                        }
+                        (words::INPUT_AUDIO, _) => PartType::Audio,
+                        (words::FILE | words::INPUT_FILE, _) => PartType::File,
+                        (_, s) => {
+                            let p = path();
+                            let msg = format!(
+                                "unknown content part type `{}` in `{p}`; expected text, image_url, input_audio or file",
+                                s.decode()
+                            );
+                            return Err(invalid(&format!("{p}.type"), msg));
                         }
                     });
                 }
-                "text" | "refusal" => {
+                words::TEXT | words::REFUSAL => {
                     if c.peek() != Some(b'"') {
                         let p = format!("{}.text", path());
                         let msg = format!("`{p}` must be a string, got {}", kind_at(c)?);
@@ -648,7 +679,7 @@ impl<'p, 'a> Scan<'p, 'a> {
                     let s = c.string(Some(&mut counts))?;
                     part_text = Some((s, counts));
                 }
-                "image_url" | "image" | "input_audio" | "file" => {
+                words::IMAGE_URL | words::IMAGE | words::INPUT_AUDIO | words::FILE => {
                     // Media payloads (URLs, base64) are not prompt text.
                     if !matches!(c.value(None)?, Kind::Null) {
                         has_payload = true;

@@ -5,7 +5,9 @@
 //! escapes are visited, two-byte ones in a tight loop. The text of the strings that count
 //! toward the prompt is fed to the token estimator from the same vectors, with each escape
 //! folded into the masks as the character it stands for, so message text is read once. Strings
-//! come back as [`Str`]: the raw text between the quotes, decoded only on demand.
+//! come back as [`Str`]: the raw text between the quotes, decoded only on demand. Keys and
+//! short values that the classifier compares (`"role"`, `"user"`, `"type"` ...) are read as a
+//! [`Word`] straight from one vector when they are plain text, and decoded only otherwise.
 
 use std::borrow::Cow;
 
@@ -112,6 +114,12 @@ impl<'a> Str<'a> {
         trim(out);
     }
 
+    /// The decoded text as a [`Word`].
+    pub fn word(self) -> Word {
+        let mut buf = [0u8; 32];
+        word(self.small(&mut buf))
+    }
+
     /// The decoded text when it fits in `buf` (names, roles and types are short); longer
     /// escaped strings give `""`, which matches none of them.
     pub fn small<'b>(self, buf: &'b mut [u8; 32]) -> &'b str
@@ -216,6 +224,50 @@ fn simple_escape(e: u8) -> u8 {
 #[inline(always)]
 fn run_end(v: u8x16) -> u8x16 {
     v.simd_eq(u8x16::splat(b'"')) | v.simd_eq(u8x16::splat(b'\\')) | in_range(v, 0, 0x20)
+}
+
+/// A short text as one number: its bytes (at most fifteen) little-endian, and its length in
+/// the top byte. Keys and values the classifier knows compare as [`word`] constants.
+pub(crate) type Word = u128;
+
+/// The [`Word`] of `s`; a text longer than fifteen bytes gives [`Word::MAX`], which no text of
+/// fifteen bytes or fewer gives.
+pub(crate) const fn word(s: &str) -> Word {
+    let b = s.as_bytes();
+    if b.len() > 15 {
+        return Word::MAX;
+    }
+    let (mut w, mut rest): (Word, &[u8]) = ((b.len() as Word) << 120, b);
+    while let [init @ .., last] = rest {
+        w |= (*last as Word) << (8 * init.len());
+        rest = init;
+    }
+    w
+}
+
+/// The index of the first byte from `at` that is not JSON whitespace.
+#[inline(always)]
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The [`Word`] of the string whose `"` is at `at`, and the index after its closing quote,
+/// when its text is at most fifteen bytes with no escapes or control characters.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> Option<(Word, usize)> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let head = load(bytes.get(at + 1..).unwrap_or_default());
+    let k = run_end(head).to_bitmask().trailing_zeros();
+    if k >= 16 || bytes.get(at + 1 + k as usize) != Some(&b'"') {
+        return None;
+    }
+    let text = Word::from_le_bytes(head.to_array()) & ((1 << (8 * k)) - 1);
+    Some((text | Word::from(k) << 120, at + 2 + k as usize))
 }
 
 /// The backslashes of a block that start an escape, and the bytes they escape, from the mask
@@ -340,6 +392,13 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    /// Consumes the `}` or `]` at `at`, which closes the innermost container.
+    #[inline(always)]
+    fn leave(&mut self, at: usize) {
+        self.pos = at + 1;
+        self.depth -= 1;
+    }
+
     /// Consumes `{`; members follow through [`Cursor::next_key`].
     pub fn begin_object(&mut self) -> Result<(), RouteError> {
         if self.peek() != Some(b'{') {
@@ -373,8 +432,7 @@ impl<'a> Cursor<'a> {
                 }));
             }
         }
-        self.pos += 1;
-        self.depth -= 1;
+        self.leave(self.pos);
         Ok(None)
     }
 
@@ -386,6 +444,51 @@ impl<'a> Cursor<'a> {
         let key = self.string(counts)?;
         self.eat(b':', "expected `:`")?;
         Ok(key)
+    }
+
+    /// [`Cursor::next_key`] for keys compared as [`Word`]s. A key that is plain text of at most
+    /// fifteen bytes is read straight from one vector, with the position kept in a register;
+    /// anything else (escapes, longer keys, errors) goes through [`Cursor::next_key`].
+    #[inline(always)]
+    pub fn next_key_word(&mut self, first: &mut bool) -> Result<Option<Word>, RouteError> {
+        let bytes = self.bytes();
+        let at = skip_whitespace(bytes, self.pos);
+        let key = match bytes.get(at) {
+            Some(b'}') => {
+                self.leave(at);
+                return Ok(None);
+            }
+            Some(b',') if !*first => skip_whitespace(bytes, at + 1),
+            Some(b'"') if *first => at,
+            _ => return Ok(self.next_key(first, None)?.map(Str::word)),
+        };
+        if let Some((word, after)) = word_at(bytes, key) {
+            let colon = skip_whitespace(bytes, after);
+            if bytes.get(colon) == Some(&b':') {
+                self.pos = colon + 1;
+                *first = false;
+                return Ok(Some(word));
+            }
+        }
+        Ok(self.next_key(first, None)?.map(Str::word))
+    }
+
+    /// A string value that is plain text of at most fifteen bytes, consumed, as its [`Word`]
+    /// and its text; `None`, with nothing consumed, for any other value.
+    #[inline(always)]
+    pub fn word_value(&mut self) -> Option<(Word, Str<'a>)> {
+        let bytes = self.bytes();
+        let at = skip_whitespace(bytes, self.pos);
+        let (word, after) = word_at(bytes, at)?;
+        self.pos = after;
+        let raw = self.text.get(at + 1..after - 1).unwrap_or_default();
+        Some((
+            word,
+            Str {
+                raw,
+                escaped: false,
+            },
+        ))
     }
 
     /// Consumes `[`; elements follow through [`Cursor::next_element`].
@@ -400,8 +503,7 @@ impl<'a> Cursor<'a> {
     pub fn next_element(&mut self, first: &mut bool) -> Result<bool, RouteError> {
         match self.peek() {
             Some(b']') => {
-                self.pos += 1;
-                self.depth -= 1;
+                self.leave(self.pos);
                 Ok(false)
             }
             Some(b',') if !*first => {
@@ -699,8 +801,7 @@ impl<'a> Cursor<'a> {
                         arrays = arrays << 1 | u128::from(array);
                         let close = if array { b']' } else { b'}' };
                         if self.peek() == Some(close) {
-                            self.pos += 1;
-                            self.depth -= 1;
+                            self.leave(self.pos);
                             arrays >>= 1;
                             want_value = false;
                         } else {
@@ -732,13 +833,11 @@ impl<'a> Cursor<'a> {
                     want_value = true;
                 }
                 Some(b']') if array => {
-                    self.pos += 1;
-                    self.depth -= 1;
+                    self.leave(self.pos);
                     arrays >>= 1;
                 }
                 Some(b'}') if !array => {
-                    self.pos += 1;
-                    self.depth -= 1;
+                    self.leave(self.pos);
                     arrays >>= 1;
                 }
                 _ => {
@@ -1020,6 +1119,47 @@ mod tests {
             let e = Cursor::new(&format!("\"{pad}")).string(None).unwrap_err();
             assert!(e.message().contains("EOF"), "{at}: {}", e.message());
         }
+    }
+
+    #[test]
+    fn short_plain_strings_read_as_their_word_and_others_fall_back() {
+        let text = "abcdefghijklmnopq";
+        for len in 0..=16 {
+            let t = text.get(..len).unwrap();
+            let json = format!("{{ \"{t}\" :\t\"{t}\"}}");
+            let mut c = Cursor::new(&json);
+            c.begin_object().unwrap();
+            let mut first = true;
+            let key = c.next_key_word(&mut first).unwrap();
+            // Sixteen bytes take the general path and give the word of any longer text.
+            assert_eq!(key, Some(word(t)), "{len}");
+            let value = c.word_value();
+            assert_eq!(
+                value.map(|(w, s)| (w, s.raw)),
+                (len < 16).then_some((word(t), t))
+            );
+            if value.is_none() {
+                c.value(None).unwrap();
+            }
+            assert_eq!(c.next_key_word(&mut first).unwrap(), None);
+            c.end().unwrap();
+        }
+        // Words differ by length, so a trailing NUL is no match.
+        assert_ne!(word("role"), word("role\0"));
+        assert_eq!(word("sixteen bytes ok"), Word::MAX);
+        // Escapes and control characters are not words; they are decoded instead.
+        for (json, key) in [(r#"{"r\u006fle":1}"#, "role"), ("{\"a\tb\":1}", "")] {
+            let mut c = Cursor::new(json);
+            c.begin_object().unwrap();
+            let mut first = true;
+            match c.next_key_word(&mut first) {
+                Ok(k) => assert_eq!(k, Some(word(key))),
+                Err(e) => assert!(key.is_empty() && e.message().contains("control"), "{e}"),
+            }
+        }
+        let mut c = Cursor::new(r#"["\u0041"]"#);
+        c.begin_array().unwrap();
+        assert!(c.word_value().is_none());
     }
 
     #[test]
