@@ -124,21 +124,18 @@ impl Fnv {
     /// Hashes the first `limit` bytes of the decoded text of `s`, so that the same text hashes
     /// the same however it is escaped; returns how many bytes it hashed.
     fn write_text(&mut self, s: Str<'_>, limit: usize) -> usize {
-        if !s.escaped {
-            let bytes = s.raw.as_bytes();
-            let take = bytes.get(..limit).unwrap_or(bytes);
-            self.write(take);
-            return take.len();
-        }
         let mut done = 0;
-        for c in s.chars() {
+        for (text, c) in s.runs() {
             let mut buf = [0u8; 4];
-            let bytes = c.encode_utf8(&mut buf).as_bytes();
-            let take = bytes.get(..limit - done).unwrap_or(bytes);
-            self.write(take);
-            done += take.len();
-            if done == limit {
-                break;
+            let escaped = c.map_or("", |c| c.encode_utf8(&mut buf));
+            for piece in [text, escaped] {
+                let bytes = piece.as_bytes();
+                let take = bytes.get(..limit - done).unwrap_or(bytes);
+                self.write(take);
+                done += take.len();
+                if done == limit {
+                    return done;
+                }
             }
         }
         done

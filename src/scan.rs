@@ -33,6 +33,14 @@ impl<'a> Str<'a> {
         Chars { rest: self.raw }
     }
 
+    /// The decoded text in runs: each run of raw text comes with the character of the escape
+    /// that ends it, the last one with `None`.
+    pub fn runs(self) -> Runs<'a> {
+        Runs {
+            rest: Some(self.raw),
+        }
+    }
+
     /// The decoded text, borrowed when there is nothing to decode.
     pub fn decode(self) -> Cow<'a, str> {
         if self.escaped {
@@ -45,10 +53,7 @@ impl<'a> Str<'a> {
     /// Appends the decoded text to `out` while it stays within `limit` bytes: runs between
     /// escapes are copied whole, escapes decoded one by one. Whether all of it fitted.
     pub fn decode_into(self, out: &mut String, limit: usize) -> bool {
-        let mut rest = self.raw;
-        while !rest.is_empty() {
-            let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
-            let (text, tail) = rest.split_at(run);
+        for (text, c) in self.runs() {
             let room = limit.saturating_sub(out.len());
             if text.len() > room {
                 let mut cut = room;
@@ -59,14 +64,13 @@ impl<'a> Str<'a> {
                 return false;
             }
             out.push_str(text);
-            let Some((c, len)) = escape(tail.as_bytes()) else {
-                return tail.is_empty();
+            let Some(c) = c else {
+                break;
             };
             if out.len() + c.len_utf8() > limit {
                 return false;
             }
             out.push(c);
-            rest = tail.get(len..).unwrap_or("");
         }
         true
     }
@@ -86,10 +90,7 @@ impl<'a> Str<'a> {
                 out.drain(base..cut);
             }
         };
-        let mut rest = self.raw;
-        while !rest.is_empty() {
-            let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
-            let (mut text, tail) = rest.split_at(run);
+        for (mut text, c) in self.runs() {
             if text.len() > keep {
                 // Only the end of a long run can be in the tail.
                 let mut cut = text.len() - keep;
@@ -102,14 +103,13 @@ impl<'a> Str<'a> {
                 trim(out);
             }
             out.push_str(text);
-            let Some((c, len)) = escape(tail.as_bytes()) else {
+            let Some(c) = c else {
                 break;
             };
             if out.len() - base + c.len_utf8() > 2 * keep {
                 trim(out);
             }
             out.push(c);
-            rest = tail.get(len..).unwrap_or("");
         }
         trim(out);
     }
@@ -164,6 +164,26 @@ impl Iterator for Chars<'_> {
         let c = self.rest.chars().next()?;
         self.rest = self.rest.get(c.len_utf8()..).unwrap_or("");
         Some(c)
+    }
+}
+
+/// See [`Str::runs`].
+pub(crate) struct Runs<'a> {
+    /// `None` after the last run.
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = (&'a str, Option<char>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest?;
+        let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
+        let (text, tail) = rest.split_at(run);
+        // The cursor checked every escape; an unchecked one ends the text.
+        let escaped = escape(tail.as_bytes());
+        self.rest = escaped.map(|(_, len)| tail.get(len..).unwrap_or(""));
+        Some((text, escaped.map(|(c, _)| c)))
     }
 }
 
