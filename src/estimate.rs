@@ -172,7 +172,7 @@ const fn splat(b: u8) -> u8x16 {
 }
 
 /// Classes of up to 64 bytes of text, one bit per byte, as [`TextCounts::block`] counts them.
-/// Escapes of a JSON string are folded in with [`Block::simple_escapes`] and [`Block::escape`].
+/// Escapes of a JSON string are folded in with [`Block::simple_escapes`] and [`Block::escapes`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Block {
     letter: u64,
@@ -234,23 +234,19 @@ impl Block {
         }
     }
 
-    /// Bytes `at..at + len` (within the block) are an escape decoding to `c`: it counts as
-    /// `c` at `at`, and the rest of the escape counts as nothing.
+    /// Folds in the escapes gathered in `e`: each counts as its character at its first byte,
+    /// and the rest of it counts as nothing.
     #[inline(always)]
-    pub fn escape(&mut self, at: u32, len: u32, c: char) {
-        match u8::try_from(c) {
-            Ok(b) if b.is_ascii() => self.escape_ascii(at, len, b),
-            _ => {
-                self.escape_ascii(at, len, 0x80);
-                let kind = match c.len_utf8() {
-                    4 => 2,
-                    3 if ('\u{3000}'..'\u{E000}').contains(&c) => 1,
-                    _ => 0,
-                };
-                if let Some(n) = self.escaped.get_mut(kind) {
-                    *n += 1;
-                }
-            }
+    pub fn escapes(&mut self, e: &Escaped) {
+        let all = e.span;
+        self.skip |= all & !e.first;
+        self.letter = self.letter & !all | e.letter;
+        self.digit = self.digit & !all | e.digit;
+        self.space = self.space & !all | e.space;
+        self.punct = self.punct & !all | e.punct;
+        self.newline = self.newline & !all | e.newline;
+        for (n, k) in self.escaped.iter_mut().zip(e.kinds) {
+            *n += k;
         }
     }
 
@@ -262,22 +258,55 @@ impl Block {
         self.simple = starts;
         self.escaped[3] = newlines;
     }
+}
 
-    /// [`Block::escape`] for a byte (0x80 and above: a character of no class).
+/// Escapes of a block other than two-byte ones (`\\u` ones), gathered one at a time and folded
+/// into its [`Block`] at once by [`Block::escapes`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Escaped {
+    /// Every byte of every escape.
+    span: u64,
+    /// The first byte of each, where its character counts.
+    first: u64,
+    /// The classes of the ASCII characters, at their first bytes.
+    letter: u64,
+    digit: u64,
+    space: u64,
+    punct: u64,
+    newline: u64,
+    /// Non-ASCII characters: wide, CJK, astral.
+    kinds: [u32; 3],
+}
+
+impl Escaped {
+    /// Bytes `at..at + len` (within the block) are an escape decoding to `c`.
     #[inline(always)]
-    fn escape_ascii(&mut self, at: u32, len: u32, b: u8) {
+    pub fn add(&mut self, at: u32, len: u32, c: char) {
         let first = 1u64 << (at & 63);
-        let all = below(len) << (at & 63);
-        self.skip |= all & !first;
-        let set =
-            |m: &mut u64, yes: bool| *m = *m & !all | first & 0u64.wrapping_sub(u64::from(yes));
-        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
-        let digit = b.wrapping_sub(b'0') < 10;
-        set(&mut self.letter, letter);
-        set(&mut self.digit, digit);
-        set(&mut self.space, b <= 0x20);
-        set(&mut self.punct, b > 0x20 && b < 0x80 && !letter && !digit);
-        set(&mut self.newline, b == b'\n');
+        self.span |= below(len) << (at & 63);
+        self.first |= first;
+        let code = u32::from(c);
+        if let Ok(b) = u8::try_from(code)
+            && b.is_ascii()
+        {
+            let at_first = |yes: bool| first & 0u64.wrapping_sub(u64::from(yes));
+            let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+            let digit = b.wrapping_sub(b'0') < 10;
+            self.letter |= at_first(letter);
+            self.digit |= at_first(digit);
+            self.space |= at_first(b <= 0x20);
+            self.punct |= at_first(b > 0x20 && !letter && !digit);
+            self.newline |= at_first(b == b'\n');
+            return;
+        }
+        let kind = match code {
+            0x1_0000.. => 2,
+            0x3000..0xE000 => 1,
+            _ => 0,
+        };
+        if let Some(n) = self.kinds.get_mut(kind) {
+            *n += 1;
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use wide::u8x16;
 
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::{Block, Quad, TextCounts, below, bits, in_range, load, quad};
+use crate::estimate::{Block, Escaped, Quad, TextCounts, below, bits, in_range, load, quad};
 
 /// The deepest nesting of arrays and objects accepted, the top-level object included (one level
 /// more than `serde_json`'s default recursion limit allows).
@@ -212,6 +212,7 @@ const SIMPLE_ESCAPES: [u8; 256] = {
 
 /// Decodes the escape at the start of `b` (which begins with `\`): the character and the
 /// escape's length. A lone surrogate decodes to U+FFFD, as lenient JSON readers do.
+#[inline(always)]
 fn escape(b: &[u8]) -> Option<(char, usize)> {
     let e = *b.get(1)?;
     let simple = simple_escape(e);
@@ -302,11 +303,31 @@ fn escapes(backslash: u64) -> (u64, u64) {
     (code & backslash, code ^ backslash)
 }
 
+/// The value of each hex digit; 16 for every other byte.
+#[allow(clippy::indexing_slicing, reason = "evaluated at compile time")]
+const HEX: [u8; 256] = {
+    let mut t = [16u8; 256];
+    let mut d = 0;
+    while d < 10 {
+        t[(b'0' + d) as usize] = d;
+        d += 1;
+    }
+    let mut d = 0;
+    while d < 6 {
+        t[(b'a' + d) as usize] = 10 + d;
+        t[(b'A' + d) as usize] = 10 + d;
+        d += 1;
+    }
+    t
+};
+
+/// The value of four hex digits (`b` holds exactly four bytes).
+#[inline(always)]
 fn hex4(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |n, &d| {
-        let v = char::from(d).to_digit(16)?;
-        Some(n << 4 | v)
-    })
+    let digit = |d: u8| u32::from(HEX.get(usize::from(d)).copied().unwrap_or(16));
+    let [d0, d1, d2, d3] = b.first_chunk::<4>()?.map(digit);
+    // A byte that is no digit has bit 4 set.
+    ((d0 | d1 | d2 | d3) < 16).then_some(d0 << 12 | d1 << 8 | d2 << 4 | d3)
 }
 
 /// The escapes of a block still to check, and the two-byte ones found so far.
@@ -688,10 +709,10 @@ impl<'a> Cursor<'a> {
         &mut self,
         rest: &[u8],
         e: &mut Escapes,
-        mut block: Option<&mut Block>,
+        block: Option<&mut Block>,
         i: usize,
     ) -> Result<Option<u32>, RouteError> {
-        let mut cut = None;
+        let (mut cut, mut wide) = (None, Escaped::default());
         while e.pending != 0 {
             let p = e.pending.trailing_zeros();
             let at = p as usize;
@@ -707,11 +728,14 @@ impl<'a> Cursor<'a> {
             if len == 2 {
                 e.simple |= 1 << p;
                 e.newlines += u32::from(ch == '\n');
-            } else if let Some(b) = block.as_deref_mut() {
-                b.escape(p, len as u32, ch);
+            } else {
+                wide.add(p, len as u32, ch);
             }
             // A surrogate pair is one escape of twelve bytes.
             e.pending &= !below(end);
+        }
+        if let Some(b) = block {
+            b.escapes(&wide);
         }
         Ok(cut)
     }
@@ -1002,7 +1026,7 @@ mod tests {
                 '\\' => out.push_str("\\\\"),
                 c if c.is_control()
                     || !c.is_ascii()
-                    || (every > 0 && i % every == 0 && c.is_ascii_alphanumeric()) =>
+                    || (every > 0 && i % every == 0 && c.is_ascii()) =>
                 {
                     let mut units = [0u16; 2];
                     for u in c.encode_utf16(&mut units) {
