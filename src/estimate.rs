@@ -86,8 +86,9 @@ impl Counts {
     }
 
     fn add_all(&mut self, other: &Counts) {
+        // Counts of bytes and elements of one body cannot reach 2^64.
         macro_rules! sum {
-            ($($f:ident),*) => { $(self.$f = self.$f.saturating_add(other.$f);)* };
+            ($($f:ident),*) => { $(self.$f = self.$f.wrapping_add(other.$f);)* };
         }
         sum!(
             letters, words, digits, numbers, punct, punct_runs, newlines, indent, wide, cjk,
