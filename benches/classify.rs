@@ -2,13 +2,18 @@
 //! beside two yardsticks over the same bytes in the same group: `classify/serde/*`, a
 //! `serde_json::from_slice` into a borrowed struct (what a straightforward implementation pays
 //! just to parse), and `classify/scan/*`, one `memchr` count of `"` (the memory-speed limit).
+//! `classify_shapes/*` does the same for many short messages and for text written as `\u`
+//! escapes.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::borrow::Cow;
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use fluxroute::{CallerContext, CompiledPolicy};
 use serde::Deserialize;
 
@@ -55,28 +60,59 @@ fn classify(c: &mut Criterion) {
         if size >= 256 << 10 {
             group.sample_size(20);
         }
-        group.bench_function(BenchmarkId::new("body", name), |b| {
-            b.iter(|| {
-                black_box(
-                    policy
-                        .route_body(black_box(&bytes), &ctx)
-                        .map(|d| d.model().len()),
-                )
-            })
-        });
-        group.bench_function(BenchmarkId::new("serde", name), |b| {
-            b.iter(|| {
-                black_box(
-                    serde_json::from_slice::<Body<'_>>(black_box(&bytes)).map(|b| b.messages.len()),
-                )
-            })
-        });
-        group.bench_function(BenchmarkId::new("scan", name), |b| {
-            b.iter(|| black_box(memchr::memchr_iter(b'"', black_box(&bytes)).count()))
-        });
+        bench_body(&mut group, name, &bytes, &policy, &ctx);
     }
     group.finish();
 }
 
-criterion_group!(benches, classify);
+/// `body`, `serde` and `scan` over the same bytes, in `group`.
+fn bench_body(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    bytes: &[u8],
+    policy: &CompiledPolicy,
+    ctx: &CallerContext<'_>,
+) {
+    group.bench_function(BenchmarkId::new("body", name), |b| {
+        b.iter(|| {
+            black_box(
+                policy
+                    .route_body(black_box(bytes), ctx)
+                    .map(|d| d.model().len()),
+            )
+        })
+    });
+    group.bench_function(BenchmarkId::new("serde", name), |b| {
+        b.iter(|| {
+            black_box(
+                serde_json::from_slice::<Body<'_>>(black_box(bytes)).map(|b| b.messages.len()),
+            )
+        })
+    });
+    group.bench_function(BenchmarkId::new("scan", name), |b| {
+        b.iter(|| black_box(memchr::memchr_iter(b'"', black_box(bytes)).count()))
+    });
+}
+
+/// Two shapes the main body does not stress, each with the same two yardsticks: many short
+/// messages (the walk between strings) and text written entirely as `\u` escapes.
+fn shapes(c: &mut Criterion) {
+    let policy = CompiledPolicy::embedded();
+    let ctx = CallerContext::default();
+    let mut group = c.benchmark_group("classify_shapes");
+    for (name, bytes) in [
+        ("4000msgs", body::many_messages(4000)),
+        ("cjk_escaped_1MiB", body::escaped_cjk(1 << 20)),
+    ] {
+        policy
+            .route_body(&bytes, &ctx)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.sample_size(20);
+        bench_body(&mut group, name, &bytes, &policy, &ctx);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classify, shapes);
 criterion_main!(benches);

@@ -23,3 +23,54 @@ pub fn body(size: usize) -> Vec<u8> {
     }
     format!("{head}{}], {TOOLS}}}", turns.join(", ")).into_bytes()
 }
+
+/// A conversation of `n` short messages: the JSON walk between strings dominates.
+#[allow(dead_code)]
+pub fn many_messages(n: usize) -> Vec<u8> {
+    let messages: Vec<&str> = (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                r#"{"role": "user", "content": "Is it done yet?"}"#
+            } else {
+                r#"{"role": "assistant", "content": "Not yet, a minute."}"#
+            }
+        })
+        .collect();
+    format!(
+        r#"{{"model": "flux-auto", "messages": [{}]}}"#,
+        messages.join(", ")
+    )
+    .into_bytes()
+}
+
+/// About `size` bytes of Chinese chat with every non-ASCII character written as a `\u`
+/// escape, as Python's `json.dumps` writes it by default.
+#[allow(dead_code)]
+pub fn escaped_cjk(size: usize) -> Vec<u8> {
+    const TEXT: &str = "请帮我分析一下这段代码的性能问题，并给出优化建议。服务在高并发下延迟很高，日志显示数据库连接池经常耗尽。";
+    let escaped: String = TEXT
+        .chars()
+        .map(|c| format!("\\u{:04x}", u32::from(c)))
+        .collect();
+    let turn = |role: &str| format!(r#"{{"role": "{role}", "content": "{escaped}{escaped}"}}"#);
+    let (user, assistant) = (turn("user"), turn("assistant"));
+    let mut turns = vec![user.clone()];
+    let mut len = user.len() + 40;
+    while len < size {
+        let t = if turns.len() % 2 == 0 {
+            &user
+        } else {
+            &assistant
+        };
+        len += t.len() + 2;
+        turns.push(t.clone());
+    }
+    if turns.len() % 2 == 0 {
+        turns.pop();
+    }
+    format!(
+        r#"{{"model": "flux-auto", "messages": [{}]}}"#,
+        turns.join(", ")
+    )
+    .into_bytes()
+}
