@@ -1,7 +1,9 @@
 //! Classification plus routing from raw JSON bytes: `classify/body/{200B,2KiB,32KiB,256KiB,1MiB}`,
-//! beside two yardsticks over the same bytes in the same group: `classify/serde/*`, a
+//! beside three yardsticks over the same bytes in the same group: `classify/serde/*`, a
 //! `serde_json::from_slice` into a borrowed struct (what a straightforward implementation pays
-//! just to parse), and `classify/scan/*`, one `memchr` count of `"` (the memory-speed limit).
+//! just to parse), `classify/scan/*`, one `memchr` count of `"` (the memory-speed limit), and
+//! `classify/estimate/*`, the token estimator alone over all the bytes as one text (the part
+//! of classification's work that grows with the text, without the JSON).
 //! `classify_shapes/*` does the same for many short messages and for text written as `\u`
 //! escapes.
 
@@ -65,7 +67,7 @@ fn classify(c: &mut Criterion) {
     group.finish();
 }
 
-/// `body`, `serde` and `scan` over the same bytes, in `group`.
+/// `body`, `serde`, `scan` and `estimate` over the same bytes, in `group`.
 fn bench_body(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
@@ -92,9 +94,13 @@ fn bench_body(
     group.bench_function(BenchmarkId::new("scan", name), |b| {
         b.iter(|| black_box(memchr::memchr_iter(b'"', black_box(bytes)).count()))
     });
+    let text = std::str::from_utf8(bytes).unwrap();
+    group.bench_function(BenchmarkId::new("estimate", name), |b| {
+        b.iter(|| black_box(fluxroute::estimate_tokens(black_box(text))))
+    });
 }
 
-/// Two shapes the main body does not stress, each with the same two yardsticks: many short
+/// Two shapes the main body does not stress, each with the same yardsticks: many short
 /// messages (the walk between strings) and text written entirely as `\u` escapes.
 fn shapes(c: &mut Criterion) {
     let policy = CompiledPolicy::embedded();
