@@ -738,7 +738,7 @@ impl<'p, 'a> Scan<'p, 'a> {
         let name = model.decode();
         let Some(target) = policy.resolve(&name) else {
             let mut msg = format!("the model `{name}` does not exist");
-            if let Some(hint) = crate::suggest(&name, policy.names.keys().map(|k| &**k)) {
+            if let Some(hint) = policy.hints.closest(&name) {
                 msg.push_str(&format!("; did you mean `{hint}`"));
             }
             return Err(RouteError::new(ErrorCode::ModelNotFound, msg).with_param("model"));

@@ -130,16 +130,26 @@ struct Segment {
     origin: String,
     text: String,
     start: usize,
+    /// The offset of each line feed, so that a position costs a binary search however many
+    /// diagnostics a large file has.
+    newlines: Vec<usize>,
+}
+
+impl Segment {
+    fn new(origin: &str, text: &str, start: usize) -> Self {
+        Segment {
+            origin: origin.to_owned(),
+            text: text.to_owned(),
+            start,
+            newlines: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+        }
+    }
 }
 
 impl Source {
     pub fn new(origin: &str, text: &str) -> Self {
         Source {
-            segments: vec![Segment {
-                origin: origin.to_owned(),
-                text: text.to_owned(),
-                start: 0,
-            }],
+            segments: vec![Segment::new(origin, text, 0)],
         }
     }
 
@@ -159,11 +169,7 @@ impl Source {
             .segments
             .last()
             .map_or(0, |s| s.start + s.text.len() + 1);
-        self.segments.push(Segment {
-            origin: origin.to_owned(),
-            text: text.to_owned(),
-            start,
-        });
+        self.segments.push(Segment::new(origin, text, start));
         start
     }
 
@@ -180,11 +186,19 @@ impl Source {
         };
         let text = seg.text.as_str();
         let at = (at - seg.start.min(at)).min(text.len());
-        let before = text.get(..at).unwrap_or(text);
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (&seg.origin, line, column)
+        // Line feeds before `at`: the line is one more, and the last of them starts it.
+        let before = seg.newlines.partition_point(|&n| n < at);
+        let line_start = before
+            .checked_sub(1)
+            .and_then(|i| seg.newlines.get(i))
+            .map_or(0, |&n| n + 1);
+        // Characters are the bytes that do not continue one.
+        let column = text
+            .as_bytes()
+            .get(line_start..at)
+            .map_or(0, |b| b.iter().filter(|&&b| b & 0xC0 != 0x80).count())
+            + 1;
+        (&seg.origin, before + 1, column)
     }
 
     pub fn diagnostic(
@@ -219,6 +233,8 @@ mod tests {
     fn positions_are_one_based_and_count_characters() {
         let mut src = Source::new("p.toml", "a = 1\nbé = 2\n");
         assert_eq!(src.position(0), ("p.toml", 1, 1));
+        // A line feed is the last character of its line.
+        assert_eq!(src.position(5), ("p.toml", 1, 6));
         assert_eq!(src.position(6), ("p.toml", 2, 1));
         // `=` after the two-byte `é` is the fourth character of line 2.
         assert_eq!(src.position(10), ("p.toml", 2, 4));

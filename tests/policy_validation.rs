@@ -269,6 +269,55 @@ fn redirect_to_unknown_model() {
 }
 
 #[test]
+fn unknown_model_gets_a_hint() {
+    let text = format!("{BASE}\n[redirects]\n\"old\" = \"bb\"\n");
+    let d = error(&text, K::UnknownModel, "\"bb\"", 0, "redirects.\"old\"");
+    assert!(d.message.ends_with("did you mean `b`"), "{d}");
+}
+
+/// A catalog of thousands of models whose pinned aliases all point one letter off: every
+/// mistake is reported at its place, and the first ones of them with a hint. (Checking such a
+/// policy once took time quadratic in the catalog: minutes for 20,000 models.)
+#[test]
+fn a_large_broken_catalog_is_reported_whole_with_hints_for_the_first_names() {
+    const N: usize = 2_000;
+    let head = BASE.split("[[models]]").next().unwrap();
+    let mut text = head.to_owned();
+    for i in 0..N {
+        let tier = if i % 2 == 0 { "small" } else { "big" };
+        text += &format!(
+            "[[models]]\nid = \"a{i}\"\nprovider = \"p\"\ntier = \"{tier}\"\ncontext_window = 1000\nmax_output_tokens = 100\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n\n"
+        );
+    }
+    text += "[pinned]\n";
+    for i in 0..N {
+        text += &format!("\"flux-pinned-a{i}\" = \"a{i}z\"\n");
+    }
+    let all = diagnostics(&text);
+    assert_eq!(all.len(), 2 * N);
+    let unknown: Vec<&Diagnostic> = all.iter().filter(|d| d.kind == K::UnknownModel).collect();
+    let unaliased = all.iter().filter(|d| d.kind == K::MissingPinnedAlias);
+    assert_eq!((unknown.len(), unaliased.count()), (N, N));
+    // Each is where its name is.
+    for d in [unknown[0], unknown[N / 2], unknown[N - 1]] {
+        let target = d.message.split('`').nth(3).unwrap();
+        let needle = format!("\"{target}\"\n");
+        assert_eq!((d.line, d.column), position(&text, &needle, 0), "{d}");
+    }
+    // The first 64 in the order they are checked get a hint, and it is the right one.
+    let hinted: Vec<&&Diagnostic> = unknown
+        .iter()
+        .filter(|d| d.message.contains("did you mean"))
+        .collect();
+    assert_eq!(hinted.len(), 64);
+    for d in hinted {
+        let target = d.message.split('`').nth(3).unwrap();
+        let hint = d.message.rsplit('`').nth(1).unwrap();
+        assert_eq!(format!("{hint}z"), target, "{d}");
+    }
+}
+
+#[test]
 fn invalid_values() {
     let text = BASE.replace("context_window = 1000", "context_window = 0");
     error(&text, K::InvalidValue, "0\n", 0, "models[0].context_window");

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::classify::Complexity;
 use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
+use crate::suggest::Names;
 
 /// The most patterns (signals plus rule patterns) a policy may hold: matches are a `u64`.
 pub(crate) const MAX_PATTERNS: usize = 64;
@@ -43,6 +44,8 @@ pub(crate) fn check(mut src: Source) -> (Option<CompiledPolicy>, Vec<Diagnostic>
     let mut checker = Checker {
         src: &src,
         diagnostics: found,
+        model_hints: None,
+        hints_left: MAX_HINTS,
     };
     let policy = checker.compile(raw);
     let mut diagnostics = checker.diagnostics;
@@ -163,7 +166,15 @@ fn first_index<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usi
 struct Checker<'s> {
     src: &'s Source,
     diagnostics: Vec<Diagnostic>,
+    /// The catalog's model ids for hints, prepared at the first unknown model.
+    model_hints: Option<Names>,
+    /// Unknown models that may still get a hint: a broken catalog of thousands of names must
+    /// not cost a hint search for each of them.
+    hints_left: usize,
 }
+
+/// The most unknown model names of one policy that get a "did you mean" hint.
+const MAX_HINTS: usize = 64;
 
 fn span_of<T>(s: &Spanned<T>) -> Option<Range<usize>> {
     let span = s.span();
@@ -253,7 +264,7 @@ impl Checker<'_> {
             first_index(raw.models.iter().map(|m| m.id.get_ref().as_str()));
         let pinned = self.pinned(&raw, &model_index);
         let redirects = self.redirects(&raw, &model_index);
-        let names = self.names(&raw, &tiers, &models, &pinned, &redirects);
+        let names = self.names(&raw, &tiers, &models, &model_index, &pinned, &redirects);
         let auto_tiers = self.auto(&raw, &tier_index);
 
         let mut patterns: Vec<String> = Vec::new();
@@ -338,6 +349,7 @@ impl Checker<'_> {
             tiers,
             pinned,
             redirects,
+            hints: Names::new(names.keys().map(|k| &**k)),
             names,
             auto_tiers,
             classifier,
@@ -505,8 +517,14 @@ impl Checker<'_> {
         let found = index.get(name.get_ref().as_str()).copied();
         if found.is_none() {
             let mut msg = format!("{what} `{}` is not a catalog model", name.get_ref());
-            if let Some(hint) = crate::suggest(name.get_ref(), index.keys().copied()) {
-                msg.push_str(&format!("; did you mean `{hint}`"));
+            if self.hints_left > 0 {
+                self.hints_left -= 1;
+                let hints = self
+                    .model_hints
+                    .get_or_insert_with(|| Names::new(index.keys().copied()));
+                if let Some(hint) = hints.closest(name.get_ref()) {
+                    msg.push_str(&format!("; did you mean `{hint}`"));
+                }
             }
             self.error(K::UnknownModel, span_of(name), path, msg);
         }
@@ -532,9 +550,14 @@ impl Checker<'_> {
         }
         // Pinned aliases are listed in catalog order, then by name.
         out.sort_by(|a, b| a.model.cmp(&b.model).then_with(|| a.name.cmp(&b.name)));
-        for (i, m) in raw.models.iter().enumerate() {
-            if !out.iter().any(|a| a.model == i) && models.get(m.id.get_ref().as_str()) == Some(&i)
-            {
+        let mut aliased = vec![false; raw.models.len()];
+        for a in &out {
+            if let Some(seen) = aliased.get_mut(a.model) {
+                *seen = true;
+            }
+        }
+        for ((i, m), aliased) in raw.models.iter().enumerate().zip(aliased) {
+            if !aliased && models.get(m.id.get_ref().as_str()) == Some(&i) {
                 let msg = format!(
                     "model `{}` has no pinned alias; add `\"{PINNED_PREFIX}{}\" = \"{}\"` under [pinned]",
                     m.id.get_ref(),
@@ -573,6 +596,7 @@ impl Checker<'_> {
         raw: &RawPolicy,
         tiers: &[Tier],
         models: &[Model],
+        model_index: &HashMap<&str, usize>,
         pinned: &[Alias],
         redirects: &[Alias],
     ) -> HashMap<Box<str>, Target> {
@@ -596,9 +620,8 @@ impl Checker<'_> {
         for (i, a) in pinned.iter().enumerate() {
             let span = raw
                 .pinned
-                .keys()
-                .find(|k| k.get_ref() == &a.name)
-                .and_then(span_of);
+                .get_key_value(a.name.as_str())
+                .and_then(|(k, _)| span_of(k));
             add(
                 self,
                 &a.name,
@@ -619,9 +642,11 @@ impl Checker<'_> {
             }
         }
         for (i, r) in redirects.iter().enumerate() {
-            let from = raw.redirects.keys().find(|k| k.get_ref() == &r.name);
-            let span = from.and_then(span_of);
-            let is_model = models.iter().any(|m| m.id == r.name);
+            let span = raw
+                .redirects
+                .get_key_value(r.name.as_str())
+                .and_then(|(k, _)| span_of(k));
+            let is_model = model_index.contains_key(r.name.as_str());
             if is_model && !raw.policy.passthrough {
                 let msg = format!("redirect source `{}` is a catalog model", r.name);
                 self.error(

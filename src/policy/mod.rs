@@ -15,6 +15,7 @@ use regex_automata::{Input, PatternSet};
 use crate::capability::CapabilitySet;
 use crate::classify::Complexity;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Severity, Source};
+use crate::suggest::Names;
 
 pub(crate) use check::{MAX_PATTERNS, check};
 
@@ -246,6 +247,8 @@ pub struct CompiledPolicy {
     pub(crate) redirects: Vec<Alias>,
     /// Every resolvable name.
     pub(crate) names: HashMap<Box<str>, Target>,
+    /// The same names, prepared for "did you mean" hints on unknown models.
+    pub(crate) hints: Names,
     /// Tier for `simple`, `standard`, `complex`, `reasoning`.
     pub(crate) auto_tiers: [usize; 4],
     pub(crate) classifier: Classifier,
