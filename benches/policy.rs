@@ -1,4 +1,7 @@
-//! Policy life cycle: `policy/compile/{default,catalog5000}` (parse + validate + compile), and
+//! Policy life cycle: `policy/compile/{default,catalog5000,catalog20000}` (parse + validate +
+//! compile; with `Throughput::Bytes`, so equal rates mean compile time linear in the catalog),
+//! `policy/reject/broken5000` (the 5,000-model catalog with every pinned alias misspelled:
+//! 10,000 diagnostics, the first of them with hints), and
 //! `policy/route/{steady,swapping}`: classify + route through a `Router` on this thread while
 //! another thread does nothing, or swaps between two compiled policies without pause.
 
@@ -20,15 +23,28 @@ fn compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy");
     group.sample_size(20);
     let large = catalog::catalog_toml(5_000);
+    let larger = catalog::catalog_toml(20_000);
     for (name, text) in [
         ("default", EMBEDDED_POLICY),
         ("catalog5000", large.as_str()),
+        ("catalog20000", larger.as_str()),
     ] {
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_function(BenchmarkId::new("compile", name), |b| {
             b.iter(|| black_box(CompiledPolicy::from_toml(black_box(text), "p.toml").unwrap()))
         });
     }
+    // Every pinned alias names a model one letter off: each is unknown, each model unaliased.
+    let broken = large.replace("\" = \"m", "\" = \"mx");
+    let errors = CompiledPolicy::from_toml(&broken, "p.toml")
+        .unwrap_err()
+        .diagnostics()
+        .len();
+    assert_eq!(errors, 10_000);
+    group.throughput(Throughput::Bytes(broken.len() as u64));
+    group.bench_function(BenchmarkId::new("reject", "broken5000"), |b| {
+        b.iter(|| black_box(CompiledPolicy::from_toml(black_box(&broken), "p.toml").unwrap_err()))
+    });
     group.finish();
 }
 

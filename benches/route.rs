@@ -1,6 +1,7 @@
 //! Routing on pre-classified features: `route/features/{auto,tier,pinned}` under the default
 //! policy, and `route/catalog5000/{auto,tier,pinned}` under a generated 5,000-model catalog
-//! (decision cost must not grow with the catalog).
+//! (decision cost must not grow with the catalog); `route/unknown_model/{default,catalog5000}`,
+//! the rejection of a misspelled model name with its "did you mean" hint.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -75,6 +76,25 @@ fn route(c: &mut Criterion) {
             ("pinned", &pinned),
         ],
     );
+    let mut group = c.benchmark_group("route");
+    group.throughput(Throughput::Elements(1));
+    for (param, policy, model, hint) in [
+        ("default", &default, "gpt-4o-mimi", "gpt-4o-mini"),
+        (
+            "catalog5000",
+            &large,
+            "flux-pinned-m2o17",
+            "flux-pinned-m2017",
+        ),
+    ] {
+        let bytes = body(model).into_bytes();
+        let e = policy.classify(&bytes).unwrap_err();
+        assert!(e.message().contains(hint), "{}", e.message());
+        group.bench_function(BenchmarkId::new("unknown_model", param), |b| {
+            b.iter(|| black_box(policy.classify(black_box(&bytes)).map(|f| f.prompt_tokens)))
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, route);
