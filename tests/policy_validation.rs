@@ -721,3 +721,33 @@ fn a_unicode_word_boundary_is_a_slow_pattern_warning() {
 
 /// The fingerprint of `BASE` with `CLASSIFIER`, computed before counted signals existed.
 const PLAIN_FINGERPRINT: &str = "496fb7bd8eb9f998";
+
+/// Decisions keep model indices in 16 bits: one model more than that is rejected, and checking
+/// a catalog that large takes seconds, not hours.
+#[test]
+fn a_catalog_beyond_65535_models_is_rejected() {
+    const N: usize = 65_536;
+    let head = BASE.split("[[models]]").next().unwrap();
+    let mut text = head.to_owned();
+    for i in 0..N {
+        let tier = if i % 2 == 0 { "small" } else { "big" };
+        text += &format!(
+            "[[models]]\nid = \"m{i}\"\nprovider = \"p\"\ntier = \"{tier}\"\ncontext_window = 1000\nmax_output_tokens = 100\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"
+        );
+    }
+    text += "[pinned]\n";
+    for i in 0..N {
+        text += &format!("\"flux-pinned-m{i}\" = \"m{i}\"\n");
+    }
+    let all = diagnostics(&text);
+    assert_eq!(all.len(), 1, "{:#?}", &all[..all.len().min(3)]);
+    assert_eq!(
+        (all[0].kind, all[0].path.as_str()),
+        (K::InvalidValue, "models")
+    );
+    assert!(
+        all[0].message.contains("at most 65535 models, got 65536"),
+        "{}",
+        all[0]
+    );
+}
