@@ -268,6 +268,23 @@ fn redirect_to_unknown_model() {
     error(&text, K::UnknownModel, "\"gone\"", 0, "redirects.\"old\"");
 }
 
+/// The base policy's tiers with `n` models `a0`, `a1` ..., each pinned by an alias that points
+/// to its id followed by `suffix` (so a non-empty suffix makes every alias point nowhere).
+fn catalog(n: usize, suffix: &str) -> String {
+    let mut text = BASE.split("[[models]]").next().unwrap().to_owned();
+    for i in 0..n {
+        let tier = if i % 2 == 0 { "small" } else { "big" };
+        text += &format!(
+            "[[models]]\nid = \"a{i}\"\nprovider = \"p\"\ntier = \"{tier}\"\ncontext_window = 1000\nmax_output_tokens = 100\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n\n"
+        );
+    }
+    text += "[pinned]\n";
+    for i in 0..n {
+        text += &format!("\"flux-pinned-a{i}\" = \"a{i}{suffix}\"\n");
+    }
+    text
+}
+
 #[test]
 fn unknown_model_gets_a_hint() {
     let text = format!("{BASE}\n[redirects]\n\"old\" = \"bb\"\n");
@@ -281,18 +298,7 @@ fn unknown_model_gets_a_hint() {
 #[test]
 fn a_large_broken_catalog_is_reported_whole_with_hints_for_the_first_names() {
     const N: usize = 2_000;
-    let head = BASE.split("[[models]]").next().unwrap();
-    let mut text = head.to_owned();
-    for i in 0..N {
-        let tier = if i % 2 == 0 { "small" } else { "big" };
-        text += &format!(
-            "[[models]]\nid = \"a{i}\"\nprovider = \"p\"\ntier = \"{tier}\"\ncontext_window = 1000\nmax_output_tokens = 100\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n\n"
-        );
-    }
-    text += "[pinned]\n";
-    for i in 0..N {
-        text += &format!("\"flux-pinned-a{i}\" = \"a{i}z\"\n");
-    }
+    let text = catalog(N, "z");
     let all = diagnostics(&text);
     assert_eq!(all.len(), 2 * N);
     let unknown: Vec<&Diagnostic> = all.iter().filter(|d| d.kind == K::UnknownModel).collect();
@@ -726,20 +732,7 @@ const PLAIN_FINGERPRINT: &str = "496fb7bd8eb9f998";
 /// a catalog that large takes seconds, not hours.
 #[test]
 fn a_catalog_beyond_65535_models_is_rejected() {
-    const N: usize = 65_536;
-    let head = BASE.split("[[models]]").next().unwrap();
-    let mut text = head.to_owned();
-    for i in 0..N {
-        let tier = if i % 2 == 0 { "small" } else { "big" };
-        text += &format!(
-            "[[models]]\nid = \"m{i}\"\nprovider = \"p\"\ntier = \"{tier}\"\ncontext_window = 1000\nmax_output_tokens = 100\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"
-        );
-    }
-    text += "[pinned]\n";
-    for i in 0..N {
-        text += &format!("\"flux-pinned-m{i}\" = \"m{i}\"\n");
-    }
-    let all = diagnostics(&text);
+    let all = diagnostics(&catalog(65_536, ""));
     assert_eq!(all.len(), 1, "{:#?}", &all[..all.len().min(3)]);
     assert_eq!(
         (all[0].kind, all[0].path.as_str()),
