@@ -322,6 +322,7 @@ impl Checker<'_> {
             .collect::<Result<Vec<_>, String>>();
         let patterns = match (set.map_err(|e| e.to_string()), counted) {
             (Ok(regex), Ok(counted)) => super::Patterns {
+                union: super::Union::new(&patterns, REGEX_SIZE_LIMIT * 8),
                 sources: patterns,
                 regex,
                 counted,

@@ -2,6 +2,7 @@
 
 mod check;
 mod raw;
+mod union;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +19,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind, Severity, Source};
 use crate::suggest::Names;
 
 pub(crate) use check::{MAX_PATTERNS, check};
+pub(crate) use union::Union;
 
 /// The default policy, compiled into the binary.
 pub const EMBEDDED_POLICY: &str = include_str!("../../policies/default.toml");
@@ -259,11 +261,14 @@ pub struct CompiledPolicy {
 }
 
 /// The policy's patterns, compiled together so one pass finds every one that matches.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Patterns {
     pub sources: Vec<String>,
     /// `None` when there are no patterns.
     pub regex: Option<Regex>,
+    /// The same patterns as one lazy DFA walked in a tight loop: the fast way to the same
+    /// answer, `None` where it cannot be built.
+    pub union: Option<Union>,
     /// The counted signals, in signal order (at most [`MAX_COUNTED`]).
     pub counted: Vec<Counter>,
 }
@@ -318,6 +323,9 @@ impl Patterns {
         let Some(re) = &self.regex else {
             return 0;
         };
+        if let Some(bits) = self.union.as_ref().and_then(|u| u.matches(text.as_bytes())) {
+            return bits;
+        }
         let bits = |set: &PatternSet| {
             set.iter()
                 .fold(0u64, |m, p| m | 1u64 << (p.as_usize() % 64))
