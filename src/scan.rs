@@ -178,12 +178,27 @@ impl<'a> Iterator for Runs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest?;
-        let run = memchr::memchr(b'\\', rest.as_bytes()).unwrap_or(rest.len());
+        let run = next_backslash(rest.as_bytes());
         let (text, tail) = rest.split_at(run);
         // The cursor checked every escape; an unchecked one ends the text.
         let escaped = escape(tail.as_bytes());
         self.rest = escaped.map(|(_, len)| tail.get(len..).unwrap_or(""));
         Some((text, escaped.map(|(c, _)| c)))
+    }
+}
+
+/// The index of the first backslash in `b`, or its length. Escapes in chat text are often a
+/// few bytes apart (`\\n`, `\\"`), so one vector is looked at before `memchr`, whose set-up
+/// would dominate such short runs.
+#[inline(always)]
+fn next_backslash(b: &[u8]) -> usize {
+    let near = load(b).simd_eq(u8x16::splat(b'\\')).to_bitmask();
+    if near != 0 {
+        return near.trailing_zeros() as usize;
+    }
+    match b.get(16..) {
+        Some(far) if !far.is_empty() => memchr::memchr(b'\\', far).map_or(b.len(), |i| 16 + i),
+        _ => b.len(),
     }
 }
 
