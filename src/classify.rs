@@ -310,6 +310,29 @@ fn literal_before(raw: &str, at: usize) -> usize {
         .unwrap_or(0)
 }
 
+/// A position in `s.raw` outside any escape from which its decoded text holds at least `keep`
+/// bytes; 0 when all of it holds fewer. Found backward in steps as long as the bytes still
+/// missing: a raw byte decodes to at most one byte, so no step overshoots by more than one
+/// escape, and about `keep` raw bytes are read when the text is mostly literal (an escape is up
+/// to six raw bytes per decoded one, so at most six times that).
+fn tail_start(s: Str<'_>, keep: usize) -> usize {
+    let raw = s.raw;
+    let (mut from, mut have) = (raw.len(), 0);
+    while have < keep && from > 0 {
+        let next = literal_before(raw, from - (keep - have).min(from));
+        let piece = Str {
+            raw: raw.get(next..from).unwrap_or(""),
+            escaped: s.escaped,
+        };
+        have += piece
+            .runs()
+            .map(|(text, c)| text.len() + c.map_or(0, char::len_utf8))
+            .sum::<usize>();
+        from = next;
+    }
+    from
+}
+
 /// How much of the first user message the sticky key hashes.
 const KEY_PREFIX: usize = 256;
 
@@ -816,9 +839,7 @@ impl CompiledPolicy {
             first.decode_into(&mut text, half);
         }
         text.push('\n');
-        // An escape is at most six bytes per decoded byte: decoding from six half windows
-        // before the end yields at least the last half window.
-        let from = literal_before(last.raw, last.raw.len().saturating_sub(6 * half));
+        let from = tail_start(last, half);
         let tail = Str {
             raw: last.raw.get(from..).unwrap_or(""),
             escaped: last.escaped,
