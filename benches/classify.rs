@@ -4,8 +4,8 @@
 //! just to parse), `classify/scan/*`, one `memchr` count of `"` (the memory-speed limit), and
 //! `classify/estimate/*`, the token estimator alone over all the bytes as one text (the part
 //! of classification's work that grows with the text, without the JSON).
-//! `classify_shapes/*` does the same for many short messages and for text written as `\u`
-//! escapes.
+//! `classify_shapes/*` does the same for many short messages, for text written as `\u`
+//! escapes, and for one long user message (where the patterns' windows are searched).
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -100,8 +100,9 @@ fn bench_body(
     });
 }
 
-/// Two shapes the main body does not stress, each with the same yardsticks: many short
-/// messages (the walk between strings) and text written entirely as `\u` escapes.
+/// Shapes the main body does not stress, each with the same yardsticks: many short messages
+/// (the walk between strings), text written entirely as `\u` escapes, and one long user
+/// message (the patterns search its head and tail windows).
 fn shapes(c: &mut Criterion) {
     let policy = CompiledPolicy::embedded();
     let ctx = CallerContext::default();
@@ -109,6 +110,7 @@ fn shapes(c: &mut Criterion) {
     for (name, bytes) in [
         ("4000msgs", body::many_messages(4000)),
         ("cjk_escaped_1MiB", body::escaped_cjk(1 << 20)),
+        ("one_user_64KiB", body::long_user(64 << 10)),
     ] {
         policy
             .route_body(&bytes, &ctx)

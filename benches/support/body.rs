@@ -43,6 +43,23 @@ pub fn many_messages(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// One user message of about `size` bytes: the user turn's text pasted over and over, as a
+/// long document with a question. Patterns see its head and tail windows.
+#[allow(dead_code)]
+pub fn long_user(size: usize) -> Vec<u8> {
+    let content = TURN_USER
+        .split_once(r#""content": ""#)
+        .and_then(|(_, c)| c.strip_suffix(r#""}"#))
+        .unwrap_or(TURN_USER);
+    let head = r#"{"model": "flux-auto", "messages": [{"role": "user", "content": ""#;
+    let mut text = String::new();
+    while head.len() + text.len() < size {
+        text.push_str(content);
+        text.push_str(r"\n\n");
+    }
+    format!("{head}{text}\"}}]}}").into_bytes()
+}
+
 /// About `size` bytes of Chinese chat with every non-ASCII character written as a `\u`
 /// escape, as Python's `json.dumps` writes it by default.
 #[allow(dead_code)]
