@@ -95,7 +95,7 @@ impl<'a, 'p> Request<'a, 'p> {
     #[inline]
     pub fn check(&self, index: usize, model: &Model) -> Result<(), Drop> {
         if let Some(allowed) = self.tenant.and_then(|t| t.models.as_ref())
-            && !allowed.get(index).copied().unwrap_or(false)
+            && !u16::try_from(index).is_ok_and(|i| allowed.contains(&i))
         {
             return Err(Drop::Tenant);
         }

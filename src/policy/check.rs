@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::raw::{Name, RawCatalog, RawClassifier, RawPolicy, RawRule, RawSaturating};
 use super::{
-    AUTO_ALIAS, Action, Alias, Classifier, CompiledPolicy, Limits, MAX_COUNTED, MAX_FALLBACKS,
-    Model, PINNED_PREFIX, Rule, Signal, Target, TargetKind, Tenant, Tier,
+    AUTO_ALIAS, Action, Alias, Allowed, Classifier, CompiledPolicy, Limits, MAX_COUNTED,
+    MAX_FALLBACKS, Model, PINNED_PREFIX, Rule, Signal, Target, TargetKind, Tenant, Tier,
 };
 use crate::classify::Complexity;
 use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
@@ -277,7 +277,7 @@ impl Checker<'_> {
             &models,
             &mut patterns,
         );
-        let tenants = self.tenants(&raw, &model_index, &names, models.len());
+        let tenants = self.tenants(&raw, &model_index, &names);
 
         if models.len() > MAX_MODELS {
             let msg = format!("at most {MAX_MODELS} models, got {}", models.len());
@@ -1072,23 +1072,23 @@ impl Checker<'_> {
         raw: &RawPolicy,
         model_index: &HashMap<&str, usize>,
         names: &HashMap<Box<str>, Target>,
-        model_count: usize,
     ) -> HashMap<Box<str>, Tenant> {
         let mut out = HashMap::new();
         for (name, t) in &raw.tenants {
             let base = format!("tenants.\"{}\"", name.get_ref());
             let models = t.models.as_ref().map(|list| {
-                let mut allowed = vec![false; model_count];
+                let mut allowed = Vec::with_capacity(list.len());
                 for (j, m) in list.iter().enumerate() {
                     let p = format!("{base}.models[{j}]");
-                    if let Some(slot) = self
+                    // Indices fit in 16 bits: the catalog's size is checked first.
+                    if let Some(i) = self
                         .model_ref(m, model_index, p, "tenant model")
-                        .and_then(|i| allowed.get_mut(i))
+                        .and_then(|i| u16::try_from(i).ok())
                     {
-                        *slot = true;
+                        allowed.push(i);
                     }
                 }
-                allowed
+                Allowed::new(allowed)
             });
             let aliases = t.aliases.as_ref().map(|list| {
                 let mut allowed = Vec::new();
@@ -1107,7 +1107,7 @@ impl Checker<'_> {
                         }
                     }
                 }
-                allowed
+                Allowed::new(allowed)
             });
             out.insert(
                 name.get_ref().as_str().into(),
@@ -1198,7 +1198,14 @@ fn canonical(p: &CompiledPolicy) -> Value {
                 .names
                 .as_ref()
                 .map(|n| n.iter().map(|t| p.target_name(*t)).collect());
-            (&**name, json!([t.models, names]))
+            // The allowed models by id, in catalog order.
+            let models: Option<Vec<&str>> = t.models.as_ref().map(|m| {
+                m.iter()
+                    .filter_map(|&i| p.models.get(usize::from(i)))
+                    .map(|m| m.id.as_str())
+                    .collect()
+            });
+            (&**name, json!([models, names]))
         })
         .collect();
     tenants.sort_by(|a, b| a.0.cmp(b.0));

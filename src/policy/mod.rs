@@ -27,10 +27,10 @@ pub const EMBEDDED_POLICY: &str = include_str!("../../policies/default.toml");
 /// What a `model` name resolves to under one compiled policy.
 ///
 /// Obtained from [`CompiledPolicy::resolve`]; only meaningful for the policy that made it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Target(pub(crate) TargetKind);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum TargetKind {
     Auto,
     Tier(usize),
@@ -209,10 +209,32 @@ pub(crate) struct Rule {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Tenant {
-    /// Per model: may this tenant be served by it. `None`: every model.
-    pub models: Option<Vec<bool>>,
+    /// The models this tenant may be served by. `None`: every model.
+    pub models: Option<Allowed<u16>>,
     /// Names this tenant may request. `None`: every name.
-    pub names: Option<Vec<Target>>,
+    pub names: Option<Allowed<Target>>,
+}
+
+/// A set kept as a sorted list: memory in proportion to what a policy lists, not to its
+/// catalog, and a membership test in logarithmic time.
+#[derive(Debug, Clone)]
+pub(crate) struct Allowed<T>(Box<[T]>);
+
+impl<T: Ord> Allowed<T> {
+    pub fn new(mut items: Vec<T>) -> Self {
+        items.sort_unstable();
+        items.dedup();
+        Allowed(items.into_boxed_slice())
+    }
+
+    pub fn contains(&self, item: &T) -> bool {
+        self.0.binary_search(item).is_ok()
+    }
+
+    /// In order.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
 }
 
 /// A compiled, immutable routing table.
