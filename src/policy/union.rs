@@ -4,8 +4,9 @@
 //! general loop; asking only *which* patterns match anywhere needs neither. This walks the
 //! union of the patterns (every match kept, `MatchKind::All`) one transition per byte, collects
 //! the patterns of each match state it passes through, and stops once every pattern has
-//! matched. Where the DFA cannot answer (a Unicode word boundary beside non-ASCII text, or a
-//! pattern set it cannot build), the caller falls back to the meta regex.
+//! matched. Where the DFA cannot answer (a Unicode word boundary beside non-ASCII text, a
+//! pattern set it cannot build, or one whose states keep outgrowing its cache), the caller
+//! falls back to the meta regex.
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
@@ -46,7 +47,11 @@ impl Union {
                 DFA::config()
                     .match_kind(MatchKind::All)
                     // Built, then given up on non-ASCII text, rather than refused.
-                    .unicode_word_boundary(true),
+                    .unicode_word_boundary(true)
+                    // A set whose states outgrow the cache gives up after a few clears, as
+                    // the meta regex's own lazy DFA does, instead of rebuilding states on
+                    // every byte.
+                    .minimum_cache_clear_count(Some(3)),
             )
             .thompson(thompson::Config::new().nfa_size_limit(Some(nfa_size_limit)))
             .build_many(patterns)
@@ -180,6 +185,27 @@ mod tests {
         let u = union(&patterns);
         assert_eq!(u.matches(b"a b"), Some(0b10));
         assert_eq!(u.matches("a café b".as_bytes()), None);
+    }
+
+    #[test]
+    fn a_set_that_outgrows_its_cache_gives_up() {
+        // Remembering the last 21 letters takes millions of states, the cache holds 2 MB, and
+        // the text never matches, so the walk cannot stop early.
+        let patterns = ["(a|b)*a(a|b){20}c".to_string()];
+        let u = union(&patterns);
+        let mut seed = 1u32;
+        let text: Vec<u8> = (0..1 << 16)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if seed >> 31 == 0 { b'a' } else { b'b' }
+            })
+            .collect();
+        let answers: Vec<Option<u64>> = (0..8).map(|_| u.matches(&text)).collect();
+        assert!(answers.contains(&None), "{answers:?}");
+        assert!(
+            answers.iter().flatten().all(|&bits| bits == 0),
+            "{answers:?}"
+        );
     }
 
     proptest! {
