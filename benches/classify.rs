@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -17,31 +16,10 @@ use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 use fluxroute::{CallerContext, CompiledPolicy};
-use serde::Deserialize;
 
 #[path = "support/body.rs"]
 mod body;
 use body::body;
-
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    messages: Vec<Message<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    role: Cow<'a, str>,
-    #[serde(borrow, default)]
-    #[allow(dead_code)]
-    content: Option<Cow<'a, str>>,
-}
 
 fn classify(c: &mut Criterion) {
     let policy = CompiledPolicy::embedded();
@@ -85,11 +63,7 @@ fn bench_body(
         })
     });
     group.bench_function(BenchmarkId::new("serde", name), |b| {
-        b.iter(|| {
-            black_box(
-                serde_json::from_slice::<Body<'_>>(black_box(bytes)).map(|b| b.messages.len()),
-            )
-        })
+        b.iter(|| black_box(body::serde_baseline(black_box(bytes))))
     });
     group.bench_function(BenchmarkId::new("scan", name), |b| {
         b.iter(|| black_box(memchr::memchr_iter(b'"', black_box(bytes)).count()))

@@ -3,7 +3,8 @@
 //! `valgrind --tool=callgrind target/release/examples/classify_profile 1048576 4`
 //! (body size in bytes, iterations). Instructions per classification are the difference
 //! between two iteration counts divided by the difference, which removes the set-up. A third
-//! argument names a file whose bytes are classified instead of the bench's body.
+//! argument names a file whose bytes are classified instead of the bench's body; `--serde`
+//! runs the bench's `serde` yardstick over the same bytes instead of classifying them.
 
 use fluxroute::{CallerContext, CompiledPolicy};
 
@@ -11,7 +12,12 @@ use fluxroute::{CallerContext, CompiledPolicy};
 mod body;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--serde` runs the bench's `serde` yardstick over the same bytes instead.
+    let serde = std::env::args().any(|a| a == "--serde");
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--serde")
+        .collect();
     let number = |i: usize, default| {
         args.get(i)
             .and_then(|a| a.parse::<usize>().ok())
@@ -32,7 +38,10 @@ fn main() {
     };
     let mut served = 0;
     for _ in 0..iterations {
-        if let Ok(d) = policy.route_body(std::hint::black_box(&bytes), &ctx) {
+        let bytes = std::hint::black_box(&bytes);
+        if serde {
+            served += body::serde_baseline(bytes).unwrap_or(0);
+        } else if let Ok(d) = policy.route_body(bytes, &ctx) {
             served += d.model().len();
         }
     }

@@ -1,4 +1,36 @@
-//! The classify bench's request body, shared with `examples/classify_profile.rs`.
+//! The classify bench's request bodies and its `serde` yardstick, shared with
+//! `examples/classify_profile.rs`.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    #[allow(dead_code)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// What a straightforward implementation pays just to parse: `serde_json::from_slice` into a
+/// borrowed struct (`model`, `messages` with `role` and `content`). The number of messages.
+pub fn serde_baseline(bytes: &[u8]) -> Option<usize> {
+    serde_json::from_slice::<Body<'_>>(bytes)
+        .ok()
+        .map(|b| b.messages.len())
+}
 
 const TURN_USER: &str = r#"{"role": "user", "content": "Why does this fail?\n```rust\nfn parse(s: &str) -> Result<u32, String> {\n    s.trim().parse::<u32>().map_err(|e| format!(\"bad \\\"{s}\\\": {e}\"))\n}\n```\nThe caf\u00e9 owner says it worked before — 日本語のログも見てください."}"#;
 const TURN_ASSISTANT: &str = r#"{"role": "assistant", "content": "The input has a trailing \"\\r\" from Windows line endings; `trim()` removes it, so the error is elsewhere: the value 4294967296 overflows `u32`. Use `u64` or check the range first.\n\n1. Log the raw bytes.\n2. Parse as u64.\n3. Convert with `try_from`."}"#;
