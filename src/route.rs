@@ -292,7 +292,7 @@ impl CompiledPolicy {
     ) -> Result<Decision<'p>, RouteError> {
         let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
         if let Some(names) = tenant.and_then(|t| t.names.as_ref())
-            && !names.contains(&features.target)
+            && !names.contains(&features.target.0)
         {
             return Err(not_allowed(ctx, self.target_name(features.target)));
         }

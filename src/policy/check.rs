@@ -1094,7 +1094,7 @@ impl Checker<'_> {
                 let mut allowed = Vec::new();
                 for (j, a) in list.iter().enumerate() {
                     match names.get(a.get_ref().as_str()) {
-                        Some(target) => allowed.push(*target),
+                        Some(target) => allowed.push(target.0),
                         None => {
                             let msg =
                                 format!("`{}` is not a routable name of this policy", a.get_ref());
@@ -1197,7 +1197,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
             let names: Option<Vec<&str>> = t
                 .names
                 .as_ref()
-                .map(|n| n.iter().map(|t| p.target_name(*t)).collect());
+                .map(|n| n.iter().map(|&t| p.target_name(Target(t))).collect());
             // The allowed models by id, in catalog order.
             let models: Option<Vec<&str>> = t.models.as_ref().map(|m| {
                 m.iter()

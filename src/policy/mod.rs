@@ -27,7 +27,7 @@ pub const EMBEDDED_POLICY: &str = include_str!("../../policies/default.toml");
 /// What a `model` name resolves to under one compiled policy.
 ///
 /// Obtained from [`CompiledPolicy::resolve`]; only meaningful for the policy that made it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Target(pub(crate) TargetKind);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -211,8 +211,8 @@ pub(crate) struct Rule {
 pub(crate) struct Tenant {
     /// The models this tenant may be served by. `None`: every model.
     pub models: Option<Allowed<u16>>,
-    /// Names this tenant may request. `None`: every name.
-    pub names: Option<Allowed<Target>>,
+    /// Names this tenant may request, by what they resolve to. `None`: every name.
+    pub names: Option<Allowed<TargetKind>>,
 }
 
 /// A set kept as a sorted list: memory in proportion to what a policy lists, not to its
