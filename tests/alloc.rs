@@ -30,7 +30,7 @@ fn count(bytes: usize) {
     let _ = BYTES.try_with(|n| n.set(n.get() + bytes));
 }
 
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
+// SAFETY: forwards to the system allocator unchanged; only counts calls and bytes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
