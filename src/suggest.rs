@@ -11,13 +11,13 @@
 pub(crate) const MAX_COMPARED: usize = 256;
 
 /// Known names, prepared for hints.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Names {
     /// Sorted by length in characters, then by name.
     entries: Vec<Entry>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Entry {
     chars: usize,
     bytes: u64,
