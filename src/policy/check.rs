@@ -1080,7 +1080,7 @@ impl Checker<'_> {
                 let mut allowed = Vec::with_capacity(list.len());
                 for (j, m) in list.iter().enumerate() {
                     let p = format!("{base}.models[{j}]");
-                    // Indices fit in 16 bits: the catalog's size is checked first.
+                    // An index past 16 bits only exists in a catalog rejected for its size.
                     if let Some(i) = self
                         .model_ref(m, model_index, p, "tenant model")
                         .and_then(|i| u16::try_from(i).ok())
