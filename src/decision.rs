@@ -4,15 +4,14 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::capability::CapabilitySet;
+use crate::features::{Mode, RequestFeatures};
+use crate::policy::{CompiledPolicy, MAX_FALLBACKS};
 
-use crate::classify::RequestFeatures;
-use crate::policy::{CompiledPolicy, MAX_FALLBACKS, Mode, TargetKind};
-
-/// Which rule decided.
+/// What decided which model serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RuleRef {
-    /// Pinned, passthrough, redirect: no rule is consulted.
-    None,
+pub(crate) enum DecidedBy {
+    /// The name itself (pinned, passthrough, redirect): no rule is consulted.
+    Name,
     /// The default complexity → tier → cheapest step.
     Default,
     /// Rule `i` of the policy.
@@ -64,7 +63,7 @@ impl Fallbacks {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Choice {
     pub model: usize,
-    pub rule: RuleRef,
+    pub rule: DecidedBy,
     pub fallbacks: Fallbacks,
     pub cost: f64,
 }
@@ -122,10 +121,7 @@ impl<'p> Decision<'p> {
 
     /// Whether the served model is not the one the caller named.
     pub fn routed(&self) -> bool {
-        !matches!(
-            self.features.target.0,
-            TargetKind::Pinned(_) | TargetKind::Passthrough(_)
-        )
+        !self.features.target.is_exact()
     }
 
     /// The served model's tier.
@@ -142,9 +138,9 @@ impl<'p> Decision<'p> {
     /// redirected names, which no rule touches.
     pub fn rule(&self) -> Option<&'p str> {
         match self.choice.rule {
-            RuleRef::None => None,
-            RuleRef::Default => Some("default"),
-            RuleRef::Rule(i) => self.policy.rules.get(i as usize).map(|r| r.name.as_str()),
+            DecidedBy::Name => None,
+            DecidedBy::Default => Some("default"),
+            DecidedBy::Rule(i) => self.policy.rules.get(i as usize).map(|r| r.name.as_str()),
         }
     }
 

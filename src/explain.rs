@@ -2,14 +2,15 @@
 
 use serde_json::{Value, json};
 
-use crate::classify::RequestFeatures;
 use crate::decision::round;
-use crate::policy::{CompiledPolicy, TargetKind};
-use crate::route::{CallerContext, Drop, Request};
+use crate::features::{RequestFeatures, TargetKind};
+use crate::policy::CompiledPolicy;
+use crate::route::{CallerContext, RoutingContext, reject};
 
 impl CompiledPolicy {
     /// Explains routing `features`: each rule with whether it matched, and each candidate model
-    /// with why it was kept or dropped. Off the hot path; allocates freely.
+    /// with why it was kept or dropped: a dropped model's reason is the error a request pinned
+    /// to it would get. Off the hot path; allocates freely.
     ///
     /// ```
     /// use fluxroute::{CallerContext, CompiledPolicy};
@@ -20,12 +21,12 @@ impl CompiledPolicy {
     /// let dropped = why["candidates"].as_array().unwrap().iter()
     ///     .find(|c| c["model"] == "deepseek-reasoner").unwrap();
     /// assert_eq!(dropped["kept"], false);
-    /// assert_eq!(dropped["reason"], "lacks capability tools");
+    /// assert_eq!(dropped["reason"], "model `deepseek-reasoner` does not support tools");
     /// # Ok::<(), fluxroute::RouteError>(())
     /// ```
     pub fn explain(&self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Value {
         let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
-        let req = Request::new(self, features, ctx, tenant);
+        let cx = RoutingContext::new(self, features, ctx, tenant);
         let (scope, rules): (Vec<usize>, Vec<Value>) = match features.target.0 {
             TargetKind::Pinned(a) => (
                 self.pinned.get(a).map(|a| a.model).into_iter().collect(),
@@ -38,12 +39,12 @@ impl CompiledPolicy {
             TargetKind::Passthrough(m) => (vec![m], Vec::new()),
             TargetKind::Auto | TargetKind::Tier(_) => {
                 let scope = (0..self.models.len())
-                    .filter(|&i| req.in_target(i))
+                    .filter(|&i| cx.in_target(i))
                     .collect();
                 let rules = self
                     .rules
                     .iter()
-                    .map(|r| json!({"rule": r.name, "matched": req.rule_matches(r)}))
+                    .map(|r| json!({"rule": r.name, "matched": cx.rule_matches(r)}))
                     .collect();
                 (scope, rules)
             }
@@ -53,38 +54,16 @@ impl CompiledPolicy {
             .filter_map(|&i| self.models.get(i).map(|m| (i, m)))
             .map(|(i, m)| {
                 let tier = self.tiers.get(m.tier).map_or("", |t| t.name.as_str());
-                let (kept, reason) = match req.check(i, m) {
+                let (kept, reason) = match cx.check(i, m) {
                     Ok(()) => (true, "eligible".to_owned()),
-                    Err(Drop::Tenant) => (
-                        false,
-                        format!("not allowed for tenant {}", ctx.tenant.unwrap_or_default()),
-                    ),
-                    Err(Drop::Capability(c)) => (false, format!("lacks capability {c}")),
-                    Err(Drop::Output) => (
-                        false,
-                        format!(
-                            "requested output {} above its limit {}",
-                            features.max_output_tokens.unwrap_or(0),
-                            m.max_output_tokens
-                        ),
-                    ),
-                    Err(Drop::Context) => (
-                        false,
-                        format!(
-                            "prompt {} (with margin) + output {} exceeds its context window {}",
-                            req.prompt_with_margin(),
-                            req.output_for(m),
-                            m.context_window
-                        ),
-                    ),
-                    Err(Drop::Unavailable) => (false, "unavailable".to_owned()),
+                    Err(why) => (false, reject::model_rejected(&cx, m, why).message().to_owned()),
                 };
                 json!({
                     "model": m.id,
                     "tier": tier,
                     "kept": kept,
                     "reason": reason,
-                    "estimated_cost_usd": round(req.cost(m), 9),
+                    "estimated_cost_usd": round(cx.cost(m), 9),
                 })
             })
             .collect();

@@ -11,27 +11,27 @@ mod classify;
 mod decision;
 mod diagnostic;
 mod error;
-mod estimate;
 mod explain;
-mod models;
+mod features;
+mod listing;
+mod patterns;
 mod policy;
 mod route;
 mod router;
-mod scan;
 mod simulate;
 mod suggest;
 #[cfg(feature = "watch")]
 mod watch;
 
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
-pub use classify::{Complexity, PATTERN_WINDOW, RequestFeatures};
+pub use classify::PATTERN_WINDOW;
+pub use classify::estimate::estimate_tokens;
 pub use decision::Decision;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use error::{ErrorCode, RouteError};
-pub use estimate::estimate_tokens;
+pub use features::{Complexity, Mode, RequestFeatures, Target};
 pub use policy::{
-    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, Loaded, MAX_FALLBACKS, Mode, PINNED_PREFIX,
-    PolicyError, Target,
+    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, Loaded, MAX_FALLBACKS, PINNED_PREFIX, PolicyError,
 };
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};

@@ -139,7 +139,7 @@ fn main() -> ExitCode {
         Command::Route(args) => route(&args),
         Command::Simulate(args) => simulate(&args),
         Command::Models { policy } => {
-            load(policy.as_deref()).and_then(|p| print_json(&p.models()).map(|()| 0))
+            load(policy.as_deref()).and_then(|p| print_json(&p.list_models()).map(|()| 0))
         }
         Command::Check {
             deny_warnings,
@@ -159,7 +159,7 @@ fn load(path: Option<&Path>) -> Result<CompiledPolicy, Failure> {
     let Some(path) = path else {
         return Ok(CompiledPolicy::embedded());
     };
-    let loaded = CompiledPolicy::load(path).map_err(|e| Failure(e.to_string()))?;
+    let loaded = CompiledPolicy::from_file(path).map_err(|e| Failure(e.to_string()))?;
     for w in &loaded.warnings {
         eprintln!("{w}");
     }

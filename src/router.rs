@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::classify::RequestFeatures;
+use crate::features::RequestFeatures;
 use crate::decision::{Choice, Decision};
 use crate::diagnostic::Diagnostic;
 use crate::error::RouteError;
@@ -103,7 +103,7 @@ impl Router {
     /// Reads, validates and compiles `path`, then swaps it in. On any error the old policy keeps
     /// serving and the error carries every diagnostic.
     pub fn reload(&self, path: &Path) -> Result<Reloaded, PolicyError> {
-        let loaded = CompiledPolicy::load(path)?;
+        let loaded = CompiledPolicy::from_file(path)?;
         let fingerprint = loaded.policy.fingerprint().to_owned();
         let changed = self.swap(loaded.policy);
         Ok(Reloaded {

@@ -38,7 +38,7 @@ impl Stamp {
 /// use fluxroute::{CompiledPolicy, Router, Watcher};
 ///
 /// let path = "policies/default.toml";
-/// let router = Arc::new(Router::new(CompiledPolicy::load(path)?.policy));
+/// let router = Arc::new(Router::new(CompiledPolicy::from_file(path)?.policy));
 /// let _watcher = Watcher::start(router.clone(), path, Duration::from_secs(1), |outcome| {
 ///     match outcome {
 ///         Ok(r) if r.changed => eprintln!("policy reloaded: {}", r.fingerprint),

@@ -239,7 +239,7 @@ fn case_table() {
     for path in paths {
         let file: File = toml::from_str(&fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let policy = CompiledPolicy::load(&root.join(&file.policy))
+        let policy = CompiledPolicy::from_file(&root.join(&file.policy))
             .unwrap()
             .policy;
         for case in &file.case {

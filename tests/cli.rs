@@ -157,7 +157,7 @@ fn explain_lists_every_candidate_with_a_reason() {
         ]
     );
     let gpt = candidates.iter().find(|c| c["model"] == "gpt-4o").unwrap();
-    assert_eq!(gpt["reason"], "lacks capability audio_input");
+    assert_eq!(gpt["reason"], "model `gpt-4o` does not support audio_input");
     assert_eq!(d["explain"]["rules"].as_array().unwrap().len(), 3);
     // Errors are explained too.
     let out = run(
@@ -177,7 +177,7 @@ fn explain_lists_every_candidate_with_a_reason() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["reason"] == "unavailable")
+            .any(|c| c["reason"] == "model `gemini-2.5-pro` is unavailable")
     );
 }
 

@@ -127,7 +127,7 @@ fn embedded_policy_is_valid_and_every_example_policy_too() {
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let loaded = CompiledPolicy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = CompiledPolicy::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             loaded.warnings.is_empty(),
             "{}: {:?}",
@@ -588,7 +588,7 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn unreadable_file_is_an_io_diagnostic() {
-    let err = CompiledPolicy::load(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
+    let err = CompiledPolicy::from_file(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
     assert_eq!(err.diagnostics()[0].kind, K::Io);
 }
 
@@ -643,9 +643,9 @@ fn split_base() -> (String, String) {
 fn a_catalog_include_compiles_like_the_inline_policy() {
     let (catalog, policy) = split_base();
     let path = with_catalog("same", &catalog, &policy);
-    let loaded = CompiledPolicy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = CompiledPolicy::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
     let inline = CompiledPolicy::from_toml(BASE, "t.toml").unwrap().policy;
-    assert_eq!(loaded.policy.models(), inline.models());
+    assert_eq!(loaded.policy.list_models(), inline.list_models());
     // Same meaning, same fingerprint, wherever the models are written.
     assert_eq!(loaded.policy.fingerprint(), inline.fingerprint());
     // Changing the catalog changes the policy.
@@ -655,7 +655,7 @@ fn a_catalog_include_compiles_like_the_inline_policy() {
         &policy,
     );
     assert_ne!(
-        CompiledPolicy::load(&dearer).unwrap().policy.fingerprint(),
+        CompiledPolicy::from_file(&dearer).unwrap().policy.fingerprint(),
         inline.fingerprint()
     );
 }
@@ -665,7 +665,7 @@ fn problems_in_a_catalog_are_located_in_the_catalog() {
     let (catalog, policy) = split_base();
     let bad = catalog.replace("tier = \"big\"", "tier = \"huge\"");
     let path = with_catalog("bad", &bad, &policy);
-    let err = CompiledPolicy::load(&path).unwrap_err();
+    let err = CompiledPolicy::from_file(&path).unwrap_err();
     let d = err
         .diagnostics()
         .iter()
@@ -675,7 +675,7 @@ fn problems_in_a_catalog_are_located_in_the_catalog() {
     assert_eq!((d.line, d.column), position(&bad, "\"huge\"", 0), "{d}");
     // Syntax errors too.
     let broken = catalog.replace("context_window = 2000", "context_window = = 2000");
-    let err = CompiledPolicy::load(&with_catalog("broken", &broken, &policy)).unwrap_err();
+    let err = CompiledPolicy::from_file(&with_catalog("broken", &broken, &policy)).unwrap_err();
     let d = &err.diagnostics()[0];
     assert_eq!(d.kind, K::Syntax);
     assert!(d.origin.ends_with("shared/catalog.toml"), "{d}");
@@ -690,7 +690,7 @@ fn a_missing_catalog_and_a_doubly_pinned_alias_are_errors() {
         &catalog,
         &policy.replace("shared/catalog.toml", "shared/nope.toml"),
     );
-    let err = CompiledPolicy::load(&path).unwrap_err();
+    let err = CompiledPolicy::from_file(&path).unwrap_err();
     let d = &err.diagnostics()[0];
     assert_eq!(d.kind, K::Io);
     assert!(
@@ -699,7 +699,7 @@ fn a_missing_catalog_and_a_doubly_pinned_alias_are_errors() {
     );
     assert_eq!(d.line, 3);
     let twice = format!("{policy}\n[pinned]\n\"flux-pinned-a\" = \"a\"\n");
-    let err = CompiledPolicy::load(&with_catalog("twice", &catalog, &twice)).unwrap_err();
+    let err = CompiledPolicy::from_file(&with_catalog("twice", &catalog, &twice)).unwrap_err();
     let d = err
         .diagnostics()
         .iter()

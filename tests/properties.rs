@@ -26,7 +26,7 @@ struct Facts {
 }
 
 static FACTS: LazyLock<Vec<Facts>> = LazyLock::new(|| {
-    let models = POLICY.models();
+    let models = POLICY.list_models();
     models["data"]
         .as_array()
         .unwrap()
@@ -263,7 +263,7 @@ proptest! {
         let pinned: Vec<&str> = POLICY.names().into_iter().filter(|n| n.starts_with("flux-pinned-")).collect();
         let name = pinned[i.index(pinned.len())];
         let input = Input { name: name.to_owned(), ..input };
-        let backing = POLICY.models()["data"].as_array().unwrap().iter()
+        let backing = POLICY.list_models()["data"].as_array().unwrap().iter()
             .find(|e| e["id"] == name).unwrap()["flux"]["model"].as_str().unwrap().to_owned();
         match outcome(&input) {
             Ok((model, fallbacks, routed, mode)) => {

@@ -112,7 +112,7 @@ fn the_sticky_key_is_the_same_however_the_text_is_escaped() {
 
 #[test]
 fn weights_three_to_one() {
-    let policy = CompiledPolicy::load(std::path::Path::new(concat!(
+    let policy = CompiledPolicy::from_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/cases/policies/edge.toml"
     )))

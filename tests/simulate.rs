@@ -15,7 +15,7 @@ use fluxroute::{CompiledPolicy, Simulation, Tradeoff};
 use serde_json::Value;
 
 fn edge() -> CompiledPolicy {
-    CompiledPolicy::load(&root().join("tests/cases/policies/edge.toml"))
+    CompiledPolicy::from_file(&root().join("tests/cases/policies/edge.toml"))
         .unwrap()
         .policy
 }
@@ -255,7 +255,7 @@ fn summary_has_every_field() {
 /// A two-model evaluation set: the report's curve is the one the scores and labels give.
 #[test]
 fn two_model_sets_get_the_tradeoff_of_their_scores() {
-    let policy = CompiledPolicy::load(&root().join("policies/cheap-strong.toml"))
+    let policy = CompiledPolicy::from_file(&root().join("policies/cheap-strong.toml"))
         .unwrap()
         .policy;
     let prompts = [
@@ -303,7 +303,7 @@ fn gsm8k_tradeoff_when_the_data_is_present() {
         println!("skipped: {} is absent", path.display());
         return;
     }
-    let policy = CompiledPolicy::load(&root().join("policies/cheap-strong.toml"))
+    let policy = CompiledPolicy::from_file(&root().join("policies/cheap-strong.toml"))
         .unwrap()
         .policy;
     let (input, _) = fluxroute::open_log(&path).unwrap();

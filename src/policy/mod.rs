@@ -1,245 +1,30 @@
-//! Policies: TOML → raw serde types → validation (every diagnostic at once) → [`CompiledPolicy`].
+//! Policies, in four steps: TOML → [`raw`] serde types → [`validate`] (every error, warnings
+//! apart, into a resolved table) → [`compile`] (patterns, price orders, hints) →
+//! [`fingerprint`]. The result is an immutable [`CompiledPolicy`].
 
-mod check;
+mod compile;
+mod fingerprint;
 mod raw;
-mod union;
+mod table;
+mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use std::cell::RefCell;
-
-use regex_automata::meta::Regex;
-use regex_automata::{Input, PatternSet};
-
-use crate::capability::CapabilitySet;
-use crate::classify::Complexity;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Severity, Source};
+use crate::features::{Target, TargetKind};
+use crate::patterns::Patterns;
 use crate::suggest::Names;
 
-pub(crate) use check::{MAX_PATTERNS, check};
-pub(crate) use union::Union;
+pub(crate) use table::{Action, Alias, Allowed, Classifier, Limits, Model, Rule, Signal, Tenant, Tier};
 
 /// The default policy, compiled into the binary.
 pub const EMBEDDED_POLICY: &str = include_str!("../../policies/default.toml");
 
-/// What a `model` name resolves to under one compiled policy.
-///
-/// Obtained from [`CompiledPolicy::resolve`]; only meaningful for the policy that made it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Target(pub(crate) TargetKind);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum TargetKind {
-    Auto,
-    Tier(usize),
-    /// Index into `CompiledPolicy::pinned`.
-    Pinned(usize),
-    /// A backing model id, where passthrough is on.
-    Passthrough(usize),
-    /// Index into `CompiledPolicy::redirects`.
-    Redirect(usize),
-}
-
-/// How a request was served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Mode {
-    /// `flux-auto`: sized for the request across all tiers.
-    Auto,
-    /// A tier alias: sized for the request within one tier.
-    Tier,
-    /// A `flux-pinned-*` alias: exactly one model.
-    Pinned,
-    /// A backing model id named directly.
-    Passthrough,
-    /// A retired id redirected to its successor.
-    Redirect,
-}
-
-impl Mode {
-    /// `"auto"`, `"tier"`, `"pinned"`, `"passthrough"` or `"redirect"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Mode::Auto => "auto",
-            Mode::Tier => "tier",
-            Mode::Pinned => "pinned",
-            Mode::Passthrough => "passthrough",
-            Mode::Redirect => "redirect",
-        }
-    }
-}
-
-impl Target {
-    /// The mode a request for this name is served in.
-    pub fn mode(self) -> Mode {
-        match self.0 {
-            TargetKind::Auto => Mode::Auto,
-            TargetKind::Tier(_) => Mode::Tier,
-            TargetKind::Pinned(_) => Mode::Pinned,
-            TargetKind::Passthrough(_) => Mode::Passthrough,
-            TargetKind::Redirect(_) => Mode::Redirect,
-        }
-    }
-}
-
-/// One backing model of the catalog.
-#[derive(Debug, Clone)]
-pub(crate) struct Model {
-    pub id: String,
-    pub provider: String,
-    pub tier: usize,
-    pub context_window: u32,
-    pub max_output_tokens: u32,
-    pub capabilities: CapabilitySet,
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Tier {
-    pub name: String,
-    pub alias: String,
-    pub description: String,
-    /// Catalog order.
-    pub models: Vec<usize>,
-    /// The same models by input price, then by output price (ties in catalog order): routing
-    /// walks both and stops once no unseen model can be cheaper, so its cost does not grow with
-    /// the tier's size.
-    pub by_input: Vec<usize>,
-    pub by_output: Vec<usize>,
-    /// The smallest output limit in the tier.
-    pub min_output_limit: u32,
-}
-
-impl Tier {
-    /// Fills the price orders from the catalog.
-    pub(crate) fn index(&mut self, models: &[Model]) {
-        let price = |i: &usize, f: fn(&Model) -> f64| models.get(*i).map_or(f64::INFINITY, f);
-        self.by_input = self.models.clone();
-        self.by_input.sort_by(|a, b| {
-            price(a, |m| m.input_per_mtok)
-                .total_cmp(&price(b, |m| m.input_per_mtok))
-                .then(a.cmp(b))
-        });
-        self.by_output = self.models.clone();
-        self.by_output.sort_by(|a, b| {
-            price(a, |m| m.output_per_mtok)
-                .total_cmp(&price(b, |m| m.output_per_mtok))
-                .then(a.cmp(b))
-        });
-        self.min_output_limit = self
-            .models
-            .iter()
-            .filter_map(|&i| models.get(i))
-            .map(|m| m.max_output_tokens)
-            .min()
-            .unwrap_or(0);
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Alias {
-    pub name: String,
-    pub model: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub max_body_bytes: usize,
-    pub max_messages: u32,
-    pub output_reserve: u32,
-    pub expected_output_tokens: u32,
-    /// Safety margin on the prompt estimate, in parts per ten thousand.
-    pub margin_bp: u32,
-    pub image_tokens: u32,
-    pub audio_tokens: u32,
-    pub file_tokens: u32,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Signal {
-    pub name: String,
-    pub weight: f32,
-    pub min_class: Option<Complexity>,
-    /// For a counted signal, its matches at which it adds its whole weight.
-    pub saturation: Option<u32>,
-}
-
-/// The compiled classifier; signal `i` is pattern `i` of the policy's `RegexSet`.
-#[derive(Debug, Clone)]
-pub(crate) struct Classifier {
-    /// Score thresholds for `standard`, `complex`, `reasoning`.
-    pub thresholds: [f32; 3],
-    pub length_weight: f32,
-    pub length_saturation: u32,
-    pub depth_weight: f32,
-    pub depth_saturation: u32,
-    pub tools_weight: f32,
-    pub signals: Vec<Signal>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Action {
-    Tier(usize),
-    Models(Vec<usize>),
-    Split(Vec<(usize, u64)>),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Rule {
-    pub name: String,
-    pub applies_to_auto: bool,
-    /// Bit `i`: the rule applies to tier `i`'s alias.
-    pub applies_to_tiers: u64,
-    pub capabilities: CapabilitySet,
-    pub min_prompt_tokens: u32,
-    pub max_prompt_tokens: u32,
-    /// Bit per [`Complexity`]; 0 means any.
-    pub classes: u8,
-    pub min_score: f32,
-    pub max_score: f32,
-    /// Index into the policy's `RegexSet`.
-    pub pattern: Option<usize>,
-    pub tags: Vec<String>,
-    pub tenants: Vec<String>,
-    pub action: Action,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Tenant {
-    /// The models this tenant may be served by. `None`: every model.
-    pub models: Option<Allowed<u16>>,
-    /// Names this tenant may request, by what they resolve to. `None`: every name.
-    pub names: Option<Allowed<TargetKind>>,
-}
-
-/// A set kept as a sorted list: memory in proportion to what a policy lists, not to its
-/// catalog, and a membership test in logarithmic time.
-#[derive(Debug, Clone)]
-pub(crate) struct Allowed<T>(Box<[T]>);
-
-impl<T: Ord> Allowed<T> {
-    pub fn new(mut items: Vec<T>) -> Self {
-        items.sort_unstable();
-        items.dedup();
-        Allowed(items.into_boxed_slice())
-    }
-
-    pub fn contains(&self, item: &T) -> bool {
-        self.0.binary_search(item).is_ok()
-    }
-
-    /// In order.
-    pub fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.0.iter()
-    }
-}
-
 /// A compiled, immutable routing table.
 ///
-/// Built once from TOML ([`CompiledPolicy::from_toml`], [`CompiledPolicy::load`]), then read
+/// Built once from TOML ([`CompiledPolicy::from_toml`], [`CompiledPolicy::from_file`]), then read
 /// by every request: [`classify`](CompiledPolicy::classify) turns a body into
 /// [`RequestFeatures`](crate::RequestFeatures), [`route`](CompiledPolicy::route) turns those
 /// into a [`Decision`](crate::Decision).
@@ -280,94 +65,6 @@ pub struct CompiledPolicy {
     pub(crate) tenants: HashMap<Box<str>, Tenant>,
     /// Classifier signals first, then rule patterns; run once over the last user message.
     pub(crate) patterns: Patterns,
-}
-
-/// The policy's patterns, compiled together so one pass finds every one that matches.
-#[derive(Debug)]
-pub(crate) struct Patterns {
-    pub sources: Vec<String>,
-    /// `None` when there are no patterns.
-    pub regex: Option<Regex>,
-    /// The same patterns as one lazy DFA walked in a tight loop: the fast way to the same
-    /// answer, `None` where it cannot be built.
-    pub union: Option<Union>,
-    /// The counted signals, in signal order (at most [`MAX_COUNTED`]).
-    pub counted: Vec<Counter>,
-}
-
-/// The most counted signals a policy may hold.
-pub(crate) const MAX_COUNTED: usize = 8;
-
-/// A counted signal: its pattern on its own, to count matches with.
-#[derive(Debug, Clone)]
-pub(crate) struct Counter {
-    /// Its index among the patterns (and the signals).
-    pub pattern: usize,
-    pub saturation: u32,
-    pub regex: Regex,
-}
-
-/// What the patterns found in a text: bit `i` when pattern `i` matched, and the matches of
-/// each counted signal (in the order of [`Patterns::counted`], up to its saturation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Matches {
-    pub bits: u64,
-    pub counts: [u32; MAX_COUNTED],
-}
-
-thread_local! {
-    /// Reused by every match on this thread, so matching allocates nothing.
-    static MATCHED: RefCell<PatternSet> = RefCell::new(PatternSet::new(MAX_PATTERNS));
-}
-
-impl Patterns {
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-    }
-
-    /// Every pattern once over `text`, then the counted signals that matched, each up to its
-    /// saturation.
-    pub fn find(&self, text: &str) -> Matches {
-        let bits = self.matches(text);
-        let mut counts = [0; MAX_COUNTED];
-        for (n, c) in counts.iter_mut().zip(&self.counted) {
-            if bits & (1u64 << (c.pattern % 64)) != 0 {
-                let limit = usize::try_from(c.saturation).unwrap_or(usize::MAX);
-                let found = c.regex.find_iter(Input::new(text)).take(limit).count();
-                *n = u32::try_from(found).unwrap_or(u32::MAX);
-            }
-        }
-        Matches { bits, counts }
-    }
-
-    /// Bit `i` set when pattern `i` matches somewhere in `text`.
-    pub fn matches(&self, text: &str) -> u64 {
-        let Some(re) = &self.regex else {
-            return 0;
-        };
-        if let Some(bits) = self.union.as_ref().and_then(|u| u.matches(text.as_bytes())) {
-            return bits;
-        }
-        let bits = |set: &PatternSet| {
-            set.iter()
-                .fold(0u64, |m, p| m | 1u64 << (p.as_usize() % 64))
-        };
-        let input = Input::new(text);
-        MATCHED
-            .try_with(|cell| {
-                let mut set = cell.try_borrow_mut().ok()?;
-                set.clear();
-                re.which_overlapping_matches(&input, &mut set);
-                Some(bits(&set))
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                let mut set = PatternSet::new(re.pattern_len());
-                re.which_overlapping_matches(&input, &mut set);
-                bits(&set)
-            })
-    }
 }
 
 /// The most fallbacks a decision lists.
@@ -442,7 +139,7 @@ impl CompiledPolicy {
     }
 
     /// Reads and compiles a policy file.
-    pub fn load(path: &Path) -> Result<Loaded, PolicyError> {
+    pub fn from_file(path: &Path) -> Result<Loaded, PolicyError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             PolicyError::new(vec![Diagnostic {
@@ -521,11 +218,49 @@ impl CompiledPolicy {
             TargetKind::Redirect(r) => self.redirects.get(r).map_or("", |a| a.name.as_str()),
         }
     }
-}
 
-impl CompiledPolicy {
     /// The largest request body this policy accepts, in bytes.
     pub fn max_body_bytes(&self) -> usize {
         self.limits.max_body_bytes
     }
+}
+
+/// Parses, validates and compiles a policy; returns the compiled table when no diagnostic is
+/// an error, and every diagnostic: errors first, then warnings, each in file order (the
+/// policy's own file before an included catalog).
+fn check(mut src: Source) -> (Option<CompiledPolicy>, Vec<Diagnostic>) {
+    let (raw, included) = match raw::parse_policy(&mut src) {
+        Ok(parsed) => parsed,
+        Err(d) => return (None, vec![d]),
+    };
+    let mut validated = validate::validate(&src, raw);
+    let mut errors = included;
+    errors.extend(validated.errors);
+    let mut warnings = validated.warnings;
+    // The pattern set is built even when other errors keep the policy from compiling, so that
+    // a set that does not compile is reported with them.
+    let patterns = compile::patterns(&mut validated.table).map_err(|e| {
+        let message = format!("the patterns together do not compile: {e}");
+        src.diagnostic(
+            Severity::Error,
+            DiagnosticKind::InvalidRegex,
+            None,
+            "classifier.signals",
+            message,
+        )
+    });
+    let policy = match patterns {
+        Ok(patterns) if errors.is_empty() => Some(compile::compile(validated.table, patterns)),
+        Ok(_) => None,
+        Err(d) => {
+            errors.push(d);
+            None
+        }
+    };
+    let main = src.origin().to_owned();
+    let order = |d: &Diagnostic| (d.origin != main, d.line, d.column);
+    errors.sort_by_key(order);
+    warnings.sort_by_key(order);
+    errors.extend(warnings);
+    (policy, errors)
 }

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use std::ops::Range;
+
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::Capability;
-use crate::classify::Complexity;
+use crate::capability::Capability;
+use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
+use crate::features::Complexity;
 
 /// A name with the span where it was written.
 pub(crate) type Name = Spanned<String>;
@@ -248,3 +251,115 @@ pub(crate) struct RawTenant {
     #[serde(default)]
     pub aliases: Option<Vec<Name>>,
 }
+
+/// Parses a policy and the catalog it names, if any, whose models are put before the policy's
+/// own. Returns the raw policy and the errors the include found (an alias both files define;
+/// the policy's own is kept); a file that cannot be read or parsed is the one error.
+pub(crate) fn parse_policy(src: &mut Source) -> Result<(RawPolicy, Vec<Diagnostic>), Diagnostic> {
+    let mut raw: RawPolicy = parse(src, src.text(), 0)?;
+    let mut found = Vec::new();
+    if let Some(name) = raw.policy.catalog.clone() {
+        found = include_catalog(src, &mut raw, &name)?;
+    }
+    Ok((raw, found))
+}
+
+/// Parses TOML text whose spans start at `offset` in `src`; a failure is one `syntax` diagnostic.
+fn parse<T: serde::de::DeserializeOwned>(
+    src: &Source,
+    text: &str,
+    offset: usize,
+) -> Result<T, Diagnostic> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let path = span
+            .as_ref()
+            .map(|s| key_path_at(text, s.start))
+            .unwrap_or_default();
+        let message = e.message().trim_end_matches(['.', '\n']).to_owned();
+        let span = span.map(|s| s.start + offset..s.end + offset);
+        src.diagnostic(Severity::Error, K::Syntax, span, path, message)
+    })
+}
+
+/// Reads the catalog a policy names (relative to the policy's directory) and puts its models
+/// before the policy's own and its pinned aliases beside them. Returns the aliases both define
+/// (the policy's own is kept); an unreadable or unparsable catalog is the error.
+fn include_catalog(
+    src: &mut Source,
+    raw: &mut RawPolicy,
+    name: &Name,
+) -> Result<Vec<Diagnostic>, Diagnostic> {
+    let dir = std::path::Path::new(src.origin())
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    let path = dir.join(name.get_ref());
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let msg = format!("cannot read catalog {}: {e}", path.display());
+        src.diagnostic(Severity::Error, K::Io, span_of(name), "policy.catalog", msg)
+    })?;
+    let offset = src.include(&path.display().to_string(), &text);
+    let catalog: RawCatalog = parse(src, &text, offset)?;
+    let catalog = catalog.shifted(offset);
+    let own = std::mem::take(&mut raw.models);
+    raw.models = catalog.models.into_iter().chain(own).collect();
+    let mut duplicates = Vec::new();
+    for (alias, model) in catalog.pinned {
+        if let Some((existing, _)) = raw.pinned.get_key_value(&alias) {
+            let msg = format!(
+                "pinned alias `{}` is defined in the policy and in its catalog",
+                alias.get_ref()
+            );
+            let path = format!("pinned.\"{}\"", alias.get_ref());
+            duplicates.push(src.diagnostic(
+                Severity::Error,
+                K::Duplicate,
+                span_of(existing),
+                path,
+                msg,
+            ));
+            continue;
+        }
+        raw.pinned.insert(alias, model);
+    }
+    Ok(duplicates)
+}
+
+/// Best-effort key path of a byte offset: the enclosing `[table]` plus the line's key.
+fn key_path_at(text: &str, at: usize) -> String {
+    let before = text.get(..at.min(text.len())).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text
+        .get(line_start..)
+        .unwrap_or("")
+        .lines()
+        .next()
+        .unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.starts_with('['))
+        .unwrap_or_default();
+    let header = before
+        .get(..line_start)
+        .unwrap_or("")
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned())
+        .unwrap_or_default();
+    match (header.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => header,
+        (false, false) => format!("{header}.{key}"),
+    }
+}
+
+/// The span of a value, `None` for a default, which has no place in the file.
+pub(crate) fn span_of<T>(s: &Spanned<T>) -> Option<Range<usize>> {
+    let span = s.span();
+    // Defaults carry the empty span 0..0: they have no place in the file.
+    (span.end > 0).then_some(span)
+}
+

@@ -1,197 +1,14 @@
-//! Classification: one streaming pass over a chat body into small, copyable request features.
+//! What a Chat Completions body means: the fields classification reads, walked once with the
+//! scanner, into the state [`Classification::finish`] turns into features.
 
-use std::fmt;
-
-use serde::Deserialize;
-
+use super::estimate::TextCounts;
+use super::scan::{Cursor, Kind, Str, Word};
+use super::window::{UserMessage, last_user_matches};
 use crate::capability::{Capability, CapabilitySet};
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::{Counts, TextCounts};
-use crate::policy::{CompiledPolicy, Matches, Target};
-use crate::scan::{Cursor, Kind, Str, Word, syntax_error};
-
-/// How demanding a request is; `flux-auto` maps each class to a tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Complexity {
-    /// Greetings, thanks, short factual questions.
-    Simple,
-    /// Explanations, summaries, short creative writing.
-    Standard,
-    /// Multi-part technical work, debugging, design.
-    Complex,
-    /// Explicit step-by-step reasoning, proofs, analysis under constraints.
-    Reasoning,
-}
-
-impl Complexity {
-    /// Every class, from least to most demanding.
-    pub const ALL: [Complexity; 4] = [
-        Complexity::Simple,
-        Complexity::Standard,
-        Complexity::Complex,
-        Complexity::Reasoning,
-    ];
-
-    /// `"simple"`, `"standard"`, `"complex"` or `"reasoning"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Complexity::Simple => "simple",
-            Complexity::Standard => "standard",
-            Complexity::Complex => "complex",
-            Complexity::Reasoning => "reasoning",
-        }
-    }
-}
-
-impl fmt::Display for Complexity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What the engine reads from one request: small and `Copy`, the only input of routing.
-///
-/// Made by [`CompiledPolicy::classify`] from a body, or by hand with
-/// [`RequestFeatures::new`] for simulations and tests.
-///
-/// ```
-/// use fluxroute::{Capability, CompiledPolicy, Complexity};
-/// let policy = CompiledPolicy::embedded();
-/// let f = policy.classify(br#"{"model": "flux-auto", "max_tokens": 100,
-///     "messages": [{"role": "user", "content": [
-///         {"type": "text", "text": "what is in this picture?"},
-///         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}"#)?;
-/// assert!(f.capabilities.contains(Capability::Vision));
-/// assert_eq!(f.max_output_tokens, Some(100));
-/// assert_eq!(f.complexity, Complexity::Simple);
-/// # Ok::<(), fluxroute::RouteError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RequestFeatures {
-    /// What the `model` field names.
-    pub target: Target,
-    /// Estimated prompt tokens: messages, tool definitions, response schema, media parts.
-    pub prompt_tokens: u32,
-    /// `max_completion_tokens`, else `max_tokens`, else `None`.
-    pub max_output_tokens: Option<u32>,
-    /// Capabilities the request needs.
-    pub capabilities: CapabilitySet,
-    /// The complexity class.
-    pub complexity: Complexity,
-    /// The complexity score in `[0, 1]`.
-    pub complexity_score: f32,
-    /// Number of messages.
-    pub messages: u32,
-    /// Bit `i`: pattern `i` of the policy matched the last user message.
-    pub matched: u64,
-    /// Stable key for sticky weighted splits: a hash of `user`, else of the first user message.
-    pub key: u64,
-}
-
-impl RequestFeatures {
-    /// Features of an empty, simple request for `target`; set fields to taste.
-    pub fn new(target: Target) -> Self {
-        RequestFeatures {
-            target,
-            prompt_tokens: 0,
-            max_output_tokens: None,
-            capabilities: CapabilitySet::EMPTY,
-            complexity: Complexity::Simple,
-            complexity_score: 0.0,
-            messages: 1,
-            matched: 0,
-            key: 0,
-        }
-    }
-}
-
-/// FNV-1a, 64 bits: a stable hash across runs, machines and versions.
-#[derive(Clone, Copy)]
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    pub const fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    /// Hashes the first `limit` bytes of the decoded text of `s`, so that the same text hashes
-    /// the same however it is escaped; returns how many bytes it hashed.
-    fn write_text(&mut self, s: Str<'_>, limit: usize) -> usize {
-        let mut done = 0;
-        for (text, c) in s.runs() {
-            let mut buf = [0u8; 4];
-            let escaped = c.map_or("", |c| c.encode_utf8(&mut buf));
-            for piece in [text, escaped] {
-                let bytes = piece.as_bytes();
-                let take = bytes.get(..limit - done).unwrap_or(bytes);
-                self.write(take);
-                done += take.len();
-                if done == limit {
-                    return done;
-                }
-            }
-        }
-        done
-    }
-
-    pub const fn finish(self) -> u64 {
-        self.0
-    }
-}
-
-impl CompiledPolicy {
-    /// Reads a chat body into [`RequestFeatures`].
-    ///
-    /// One forward pass over the bytes: no DOM, no copies of message text (the last user
-    /// message is decoded into one buffer only when patterns must see text that has escapes
-    /// or several parts). Errors: `request_too_large` (body or message count above the
-    /// limits), `invalid_json`, `invalid_request`, `model_not_found` (with a "did you mean"
-    /// hint).
-    pub fn classify(&self, body: &[u8]) -> Result<RequestFeatures, RouteError> {
-        let limit = self.limits.max_body_bytes;
-        if body.len() > limit {
-            return Err(RouteError::new(
-                ErrorCode::RequestTooLarge,
-                format!(
-                    "request body is {} bytes, above the limit of {limit}",
-                    body.len()
-                ),
-            ));
-        }
-        // SIMD validation; the standard library's only to place an error.
-        let valid = simdutf8::basic::from_utf8(body).or_else(|_| std::str::from_utf8(body));
-        let text = valid.map_err(|e| {
-            let valid = body
-                .get(..e.valid_up_to())
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .unwrap_or("");
-            syntax_error(valid, valid.len(), "invalid UTF-8")
-        })?;
-        let mut c = Cursor::new(text);
-        match c.peek() {
-            Some(b'{') => {}
-            Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                return Err(RouteError::new(
-                    ErrorCode::InvalidJson,
-                    "request body must be a JSON object",
-                ));
-            }
-            None => return Err(c.syntax("EOF while parsing a value")),
-            Some(_) => return Err(c.syntax("expected value")),
-        }
-        let mut scan = Scan::new(self);
-        scan.body(&mut c)?;
-        c.end()?;
-        scan.finish()
-    }
-}
+use crate::features::{Fnv, RequestFeatures};
+use crate::patterns::Matches;
+use crate::policy::CompiledPolicy;
 
 fn invalid(param: &str, message: String) -> RouteError {
     RouteError::new(ErrorCode::InvalidRequest, message).with_param(param)
@@ -234,7 +51,7 @@ fn string_word<'a>(
 
 /// The keys and values of messages and content parts that classification reads.
 mod words {
-    use crate::scan::{Word, word};
+    use super::super::scan::{Word, word};
 
     pub const ROLE: Word = word("role");
     pub const CONTENT: Word = word("content");
@@ -289,50 +106,6 @@ enum PartType {
     File,
 }
 
-/// How many bytes of the last user message's decoded text the policy's patterns see at most:
-/// all of it when shorter, else its head and tail, half each (instructions sit at either end of
-/// long pastes).
-pub const PATTERN_WINDOW: usize = 16 << 10;
-
-/// A position at or before `at` in a raw JSON string where a character outside any escape
-/// starts (escapes use only backslash, quote, slash, `bfnrtu` and hex digits, so a byte outside
-/// those is in none); 0 when there is none.
-fn literal_before(raw: &str, at: usize) -> usize {
-    let bytes = raw.as_bytes();
-    let found = bytes.get(..at).and_then(|b| {
-        b.iter().rposition(|&b| {
-            !matches!(b, b'\\' | b'"' | b'/' | b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b'n' | b'r' | b't' | b'u')
-        })
-    });
-    // Escapes are ASCII, so the character holding a non-ASCII byte lies outside them.
-    found
-        .and_then(|i| (0..=i).rev().find(|&p| raw.is_char_boundary(p)))
-        .unwrap_or(0)
-}
-
-/// A position in `s.raw` outside any escape from which its decoded text holds at least `keep`
-/// bytes; 0 when all of it holds fewer. Found backward in steps as long as the bytes still
-/// missing: a raw byte decodes to at most one byte, so no step overshoots by more than one
-/// escape, and about `keep` raw bytes are read when the text is mostly literal (an escape is up
-/// to six raw bytes per decoded one, so at most six times that).
-fn tail_start(s: Str<'_>, keep: usize) -> usize {
-    let raw = s.raw;
-    let (mut from, mut have) = (raw.len(), 0);
-    while have < keep && from > 0 {
-        let next = literal_before(raw, from - (keep - have).min(from));
-        let piece = Str {
-            raw: raw.get(next..from).unwrap_or(""),
-            escaped: s.escaped,
-        };
-        have += piece
-            .runs()
-            .map(|(text, c)| text.len() + c.map_or(0, char::len_utf8))
-            .sum::<usize>();
-        from = next;
-    }
-    from
-}
-
 /// How much of the first user message the sticky key hashes.
 const KEY_PREFIX: usize = 256;
 
@@ -349,16 +122,8 @@ struct MessageText<'a> {
     not_user: bool,
 }
 
-/// The last user message: its token counts and the pieces of text patterns look at.
-#[derive(Clone, Copy)]
-struct UserMessage<'a> {
-    counts: Counts,
-    first: Option<Str<'a>>,
-    last: Option<Str<'a>>,
-}
-
 /// The state of one classification.
-struct Scan<'p, 'a> {
+pub(super) struct Classification<'p, 'a> {
     policy: &'p CompiledPolicy,
     model: Option<Str<'a>>,
     messages: Option<u32>,
@@ -371,9 +136,9 @@ struct Scan<'p, 'a> {
     last_user: Option<UserMessage<'a>>,
 }
 
-impl<'p, 'a> Scan<'p, 'a> {
-    fn new(policy: &'p CompiledPolicy) -> Self {
-        Scan {
+impl<'p, 'a> Classification<'p, 'a> {
+    pub(super) fn new(policy: &'p CompiledPolicy) -> Self {
+        Classification {
             policy,
             model: None,
             messages: None,
@@ -387,7 +152,7 @@ impl<'p, 'a> Scan<'p, 'a> {
         }
     }
 
-    fn body(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+    pub(super) fn body(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
         c.begin_object()?;
         let mut first = true;
         let mut buf = [0u8; 32];
@@ -447,7 +212,7 @@ impl<'p, 'a> Scan<'p, 'a> {
                 "user" => {
                     if let Kind::Str(user) = c.value(None)? {
                         let mut h = Fnv::new();
-                        h.write_text(user, usize::MAX);
+                        hash_text(&mut h, user, usize::MAX);
                         self.user = Some(h.finish());
                     }
                 }
@@ -644,7 +409,7 @@ impl<'p, 'a> Scan<'p, 'a> {
         // Only the first user message keys splits; later ones are not hashed.
         if self.first_user.is_none() && !text.not_user {
             let room = KEY_PREFIX.saturating_sub(text.hashed);
-            text.hashed += text.hash.get_or_insert_with(Fnv::new).write_text(s, room);
+            text.hashed += hash_text(text.hash.get_or_insert_with(Fnv::new), s, room);
         }
     }
 
@@ -744,7 +509,7 @@ impl<'p, 'a> Scan<'p, 'a> {
         }
     }
 
-    fn finish(self) -> Result<RequestFeatures, RouteError> {
+    pub(super) fn finish(self) -> Result<RequestFeatures, RouteError> {
         let policy = self.policy;
         let Some(model) = self.model else {
             return Err(invalid(
@@ -770,7 +535,7 @@ impl<'p, 'a> Scan<'p, 'a> {
         // Every reply is primed with a few tokens.
         prompt.add(3);
         let (last_user_tokens, matched) = match self.last_user {
-            Some(u) => (u.counts.tokens(), policy.match_user(&u)),
+            Some(u) => (u.counts.tokens(), last_user_matches(&policy.patterns, &u)),
             None => (0, Matches::default()),
         };
         let (complexity, complexity_score) = policy.score(
@@ -806,91 +571,22 @@ fn token_count(c: &mut Cursor<'_>, param: &str) -> Result<Option<u32>, RouteErro
     }
 }
 
-impl CompiledPolicy {
-    /// The patterns matched by the last user message. They see its decoded text when it is
-    /// one part of at most [`PATTERN_WINDOW`] bytes (in place when it has no escapes), else
-    /// the first half window of its first text part and the last half window of its last,
-    /// decoded into one buffer. Windows count decoded bytes, so escaping text differently
-    /// never changes what the patterns see.
-    fn match_user(&self, u: &UserMessage<'_>) -> Matches {
-        let (Some(first), Some(last)) = (u.first, u.last) else {
-            return self.match_patterns("");
-        };
-        if self.patterns.is_empty() {
-            return Matches::default();
-        }
-        let one = std::ptr::eq(first.raw, last.raw);
-        if one && !first.escaped && first.raw.len() <= PATTERN_WINDOW {
-            return self.match_patterns(first.raw);
-        }
-        let half = PATTERN_WINDOW / 2;
-        // The one allocation: the head, a line feed, and room to decode the tail.
-        let mut text = String::with_capacity(PATTERN_WINDOW.max(3 * half + 5));
-        if one {
-            if first.decode_into(&mut text, PATTERN_WINDOW) {
-                return self.match_patterns(&text);
+/// Hashes into `h` the first `limit` bytes of the decoded text of `s`, so that the same text hashes
+/// the same however it is escaped; returns how many bytes it hashed.
+fn hash_text(h: &mut Fnv, s: Str<'_>, limit: usize) -> usize {
+    let mut done = 0;
+    for (text, c) in s.runs() {
+        let mut buf = [0u8; 4];
+        let escaped = c.map_or("", |c| c.encode_utf8(&mut buf));
+        for piece in [text, escaped] {
+            let bytes = piece.as_bytes();
+            let take = bytes.get(..limit - done).unwrap_or(bytes);
+            h.write(take);
+            done += take.len();
+            if done == limit {
+                return done;
             }
-            let mut cut = half;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        } else {
-            first.decode_into(&mut text, half);
         }
-        text.push('\n');
-        let from = tail_start(last, half);
-        let tail = Str {
-            raw: last.raw.get(from..).unwrap_or(""),
-            escaped: last.escaped,
-        };
-        tail.decode_tail_into(&mut text, half);
-        self.match_patterns(&text)
     }
-
-    /// Runs every pattern once over `text`, then counts the counted signals that matched.
-    pub(crate) fn match_patterns(&self, text: &str) -> Matches {
-        self.patterns.find(text)
-    }
-
-    /// The complexity score and class from the classifier's features and signals.
-    pub(crate) fn score(
-        &self,
-        last_user_tokens: u32,
-        messages: u32,
-        tools: bool,
-        matched: &Matches,
-    ) -> (Complexity, f32) {
-        let c = &self.classifier;
-        let ratio = |x: u32, sat: u32| (x as f32 / sat.max(1) as f32).min(1.0);
-        let mut score = c.length_weight * ratio(last_user_tokens, c.length_saturation)
-            + c.depth_weight * ratio(messages.saturating_sub(1), c.depth_saturation)
-            + if tools { c.tools_weight } else { 0.0 };
-        let mut floor = Complexity::Simple;
-        // Counted signals take their counts in signal order.
-        let mut counts = matched.counts.iter();
-        for (i, s) in c.signals.iter().enumerate() {
-            let count = s
-                .saturation
-                .map(|sat| (counts.next().copied().unwrap_or(0), sat));
-            if matched.bits & (1u64 << i) == 0 {
-                continue;
-            }
-            score += match count {
-                Some((n, sat)) => s.weight * ratio(n, sat),
-                None => s.weight,
-            };
-            if let Some(min) = s.min_class {
-                floor = floor.max(min);
-            }
-        }
-        let score = score.clamp(0.0, 1.0);
-        let class = match c.thresholds {
-            [_, _, r] if score >= r => Complexity::Reasoning,
-            [_, x, _] if score >= x => Complexity::Complex,
-            [s, _, _] if score >= s => Complexity::Standard,
-            _ => Complexity::Simple,
-        };
-        (class.max(floor), score)
-    }
+    done
 }

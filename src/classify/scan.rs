@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use wide::u8x16;
 
 use crate::error::{ErrorCode, RouteError};
-use crate::estimate::{Block, Escaped, Quad, TextCounts, below, bits, in_range, load, quad};
+use super::estimate::{Block, Escaped, Quad, TextCounts, below, bits, in_range, load, quad};
 
 /// The deepest nesting of arrays and objects accepted, the top-level object included (one level
 /// more than `serde_json`'s default recursion limit allows).

@@ -1,4 +1,4 @@
-//! The `/v1/models` body: every routable name in the OpenAI list shape.
+//! The `/v1/models` listing: every routable name in the OpenAI list shape.
 
 use serde_json::{Value, json};
 
@@ -11,12 +11,12 @@ impl CompiledPolicy {
     /// backing ids where passthrough is on.
     ///
     /// ```
-    /// let models = fluxroute::CompiledPolicy::embedded().models();
+    /// let models = fluxroute::CompiledPolicy::embedded().list_models();
     /// assert_eq!(models["object"], "list");
     /// assert_eq!(models["data"][0]["id"], "flux-auto");
     /// assert_eq!(models["data"][0]["flux"]["kind"], "auto");
     /// ```
-    pub fn models(&self) -> Value {
+    pub fn list_models(&self) -> Value {
         let mut data = Vec::new();
         let all: Vec<&str> = self.models.iter().map(|m| m.id.as_str()).collect();
         data.push(self.group(AUTO_ALIAS, "auto", None, all));

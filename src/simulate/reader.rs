@@ -1,0 +1,266 @@
+//! Reading a log: lines a batch at a time with a cap on each (so no line, and no log without
+//! newlines, makes memory grow without bound), gzip undone, and each line read as a record.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead};
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// Records routed per batch: large enough to keep every core busy, small enough to keep
+/// memory flat.
+const BATCH: usize = 8192;
+/// A batch also ends once its lines hold this many bytes, so logs of large bodies stay flat too.
+const BATCH_BYTES: usize = 64 << 20;
+
+/// One log line as a record: a bare request body, or `{"id", "request", "quality"?,
+/// "usage"?}`.
+pub(super) struct Record<'t> {
+    pub id: String,
+    pub body: &'t [u8],
+    /// Quality labels by model id, in id order.
+    pub quality: Vec<(String, f64)>,
+    pub usage: Option<Usage>,
+    /// Fields present but malformed (`quality`, `usage`), ignored and counted.
+    pub ignored: Vec<&'static str>,
+}
+
+/// The tokens a record says its request actually used.
+#[derive(Deserialize)]
+pub(super) struct Usage {
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct Wrapper<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    quality: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+}
+
+impl<'t> Record<'t> {
+    /// Reads line number `line`; a line that is not a wrapper is the body itself (a
+    /// wrapper's id still names it), and a record without an id is named `line:N`.
+    pub fn parse(line: u64, text: &'t [u8]) -> Self {
+        let mut ignored = Vec::new();
+        let wrapper = serde_json::from_slice::<Wrapper<'_>>(text).ok();
+        let (id, body, quality, usage) = match &wrapper {
+            Some(w) if w.request.is_some() => (
+                w.id.and_then(id_text)
+                    .unwrap_or_else(|| format!("line:{line}")),
+                w.request.map_or(text, |r| r.get().as_bytes()),
+                w.quality,
+                w.usage,
+            ),
+            _ => (
+                wrapper
+                    .as_ref()
+                    .and_then(|w| w.id)
+                    .and_then(id_text)
+                    .unwrap_or_else(|| format!("line:{line}")),
+                text,
+                None,
+                None,
+            ),
+        };
+        let quality = quality.map_or_else(Vec::new, |q| {
+            serde_json::from_str::<BTreeMap<String, f64>>(q.get()).map_or_else(
+                |_| {
+                    ignored.push("quality");
+                    Vec::new()
+                },
+                |m| m.into_iter().collect(),
+            )
+        });
+        let usage = usage.and_then(|u| {
+            let parsed = serde_json::from_str::<Usage>(u.get()).ok();
+            if parsed.is_none() {
+                ignored.push("usage");
+            }
+            parsed
+        });
+        Record {
+            id,
+            body,
+            quality,
+            usage,
+            ignored,
+        }
+    }
+}
+
+/// Reads the log a batch at a time.
+pub(super) struct LogReader<R> {
+    input: R,
+    /// The longest line kept; longer ones are skipped and reported.
+    cap: usize,
+    line: u64,
+    /// Bytes read so far.
+    pub bytes: u64,
+    /// Blank lines skipped so far.
+    pub blank: u64,
+    done: bool,
+}
+
+impl<R: BufRead> LogReader<R> {
+    /// A reader of `input` that keeps lines of at most `cap` bytes.
+    pub fn new(input: R, cap: usize) -> Self {
+        LogReader {
+            input,
+            cap,
+            line: 0,
+            bytes: 0,
+            blank: 0,
+            done: false,
+        }
+    }
+
+    /// The next batch of non-blank lines with their numbers; empty at the end.
+    pub fn batch(&mut self) -> io::Result<Batch> {
+        let mut batch = Batch::default();
+        while !self.done && batch.lines.len() < BATCH && batch.data.len() < BATCH_BYTES {
+            let mut n = 0;
+            let range = match read_line(&mut self.input, self.cap, &mut batch.data, &mut n)? {
+                Read::End => {
+                    self.done = true;
+                    break;
+                }
+                Read::Line(range) => Some(range),
+                Read::TooLong => None,
+            };
+            self.bytes += n as u64;
+            self.line += 1;
+            let blank = range.as_ref().is_some_and(|r| {
+                batch
+                    .data
+                    .get(r.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .all(u8::is_ascii_whitespace)
+            });
+            if blank {
+                self.blank += 1;
+                if let Some(r) = range {
+                    batch.data.truncate(r.start);
+                }
+                continue;
+            }
+            batch.lines.push((self.line, range));
+        }
+        Ok(batch)
+    }
+}
+
+/// Lines read together: one buffer, and each line's number and range in it (`None`: the line
+/// was longer than the cap and skipped).
+#[derive(Default)]
+pub(super) struct Batch {
+    pub data: Vec<u8>,
+    pub lines: Vec<(u64, Option<Range<usize>>)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// One line of the log, read with a cap on its length.
+enum Read {
+    End,
+    /// The line (with its newline) is the given range of the batch's buffer.
+    Line(Range<usize>),
+    /// Longer than the cap: the rest of it was skipped.
+    TooLong,
+}
+
+/// Reads one line of at most `cap` bytes onto the end of `buf` (longer lines are skipped to
+/// their end, so a log with no newlines cannot make the reader allocate without bound).
+/// Bytes are kept as read: a line that is not UTF-8 fails classification as `invalid_json`.
+fn read_line<R: BufRead>(
+    input: &mut R,
+    cap: usize,
+    buf: &mut Vec<u8>,
+    consumed: &mut usize,
+) -> io::Result<Read> {
+    let start = buf.len();
+    let mut too_long = false;
+    *consumed = 0;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long {
+            if buf.len() - start + take > cap {
+                too_long = true;
+                buf.truncate(start);
+            } else {
+                buf.extend_from_slice(chunk.get(..take).unwrap_or_default());
+            }
+        }
+        input.consume(take);
+        *consumed += take;
+        if done {
+            break;
+        }
+    }
+    Ok(match (*consumed, too_long) {
+        (0, _) => Read::End,
+        (_, true) => Read::TooLong,
+        _ => Read::Line(start..buf.len()),
+    })
+}
+
+/// Opens a log file or `-` (stdin), undoing gzip when the data starts with its magic bytes.
+/// Returns the reader and the file's size when known (for progress).
+pub fn open_log(path: &std::path::Path) -> io::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
+    let (mut reader, size): (Box<dyn BufRead + Send>, Option<u64>) =
+        if path == std::path::Path::new("-") {
+            (Box::new(io::BufReader::new(io::stdin())), None)
+        } else {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata().ok().map(|m| m.len());
+            (Box::new(io::BufReader::with_capacity(1 << 20, file)), size)
+        };
+    let gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        let decoder = flate2::bufread::MultiGzDecoder::new(reader);
+        // The size of compressed input says nothing about the records: no percentage.
+        return Ok((
+            Box::new(io::BufReader::with_capacity(1 << 20, decoder)),
+            None,
+        ));
+    }
+    Ok((reader, size))
+}
+
+/// A record's id as text: a string as is, a number as written.
+fn id_text(raw: &RawValue) -> Option<String> {
+    match serde_json::from_str::<Value>(raw.get()).ok()? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A line without its line ending.
+pub(super) fn trim_newline(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    line
+}
