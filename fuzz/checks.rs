@@ -68,7 +68,11 @@ pub fn policy(data: &[u8]) {
     match CompiledPolicy::from_toml(text, "fuzz.toml") {
         Ok(loaded) => {
             let p = loaded.policy;
-            assert!(p.list_models()["data"].as_array().is_some_and(|d| !d.is_empty()));
+            assert!(
+                p.list_models()["data"]
+                    .as_array()
+                    .is_some_and(|d| !d.is_empty())
+            );
             let _ = p.route_body(
                 br#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hi"}]}"#,
                 &CallerContext::default(),

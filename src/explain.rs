@@ -56,7 +56,10 @@ impl CompiledPolicy {
                 let tier = self.tiers.get(m.tier).map_or("", |t| t.name.as_str());
                 let (kept, reason) = match cx.check(i, m) {
                     Ok(()) => (true, "eligible".to_owned()),
-                    Err(why) => (false, reject::model_rejected(&cx, m, why).message().to_owned()),
+                    Err(why) => (
+                        false,
+                        reject::model_rejected(&cx, m, why).message().to_owned(),
+                    ),
                 };
                 json!({
                     "model": m.id,

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::features::RequestFeatures;
 use crate::decision::{Choice, Decision};
 use crate::diagnostic::Diagnostic;
 use crate::error::RouteError;
+use crate::features::RequestFeatures;
 use crate::policy::{CompiledPolicy, PolicyError};
 use crate::route::CallerContext;
 

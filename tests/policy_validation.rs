@@ -588,7 +588,8 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn unreadable_file_is_an_io_diagnostic() {
-    let err = CompiledPolicy::from_file(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
+    let err =
+        CompiledPolicy::from_file(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
     assert_eq!(err.diagnostics()[0].kind, K::Io);
 }
 
@@ -655,7 +656,10 @@ fn a_catalog_include_compiles_like_the_inline_policy() {
         &policy,
     );
     assert_ne!(
-        CompiledPolicy::from_file(&dearer).unwrap().policy.fingerprint(),
+        CompiledPolicy::from_file(&dearer)
+            .unwrap()
+            .policy
+            .fingerprint(),
         inline.fingerprint()
     );
 }

@@ -15,7 +15,9 @@ fn a_watcher_reloads_on_change_and_keeps_serving_on_a_bad_edit() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.toml");
     std::fs::write(&path, EMBEDDED_POLICY).unwrap();
-    let router = Arc::new(Router::new(CompiledPolicy::from_file(&path).unwrap().policy));
+    let router = Arc::new(Router::new(
+        CompiledPolicy::from_file(&path).unwrap().policy,
+    ));
     let first = router.load().fingerprint().to_owned();
     let (tx, rx) = mpsc::channel();
     let watcher = Watcher::start(router.clone(), &path, Duration::from_millis(20), move |r| {

@@ -13,8 +13,8 @@ use std::borrow::Cow;
 
 use wide::u8x16;
 
-use crate::error::{ErrorCode, RouteError};
 use super::estimate::{Block, Escaped, Quad, TextCounts, below, bits, in_range, load, quad};
+use crate::error::{ErrorCode, RouteError};
 
 /// The deepest nesting of arrays and objects accepted, the top-level object included (one level
 /// more than `serde_json`'s default recursion limit allows).

@@ -17,7 +17,9 @@ use crate::features::{Target, TargetKind};
 use crate::patterns::Patterns;
 use crate::suggest::Names;
 
-pub(crate) use table::{Action, Alias, Allowed, Classifier, Limits, Model, Rule, Signal, Tenant, Tier};
+pub(crate) use table::{
+    Action, Alias, Allowed, Classifier, Limits, Model, Rule, Signal, Tenant, Tier,
+};
 
 /// The default policy, compiled into the binary.
 pub const EMBEDDED_POLICY: &str = include_str!("../../policies/default.toml");

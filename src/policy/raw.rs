@@ -362,4 +362,3 @@ pub(crate) fn span_of<T>(s: &Spanned<T>) -> Option<Range<usize>> {
     // Defaults carry the empty span 0..0: they have no place in the file.
     (span.end > 0).then_some(span)
 }
-

@@ -124,12 +124,14 @@ pub(super) fn cheapest(
         return worst;
     }
     let input = |i: usize| {
-        cx.policy.models
+        cx.policy
+            .models
             .get(i)
             .map_or(f64::INFINITY, |m| m.input_per_mtok)
     };
     let output = |i: usize| {
-        cx.policy.models
+        cx.policy
+            .models
             .get(i)
             .map_or(f64::INFINITY, |m| m.output_per_mtok)
     };

@@ -190,4 +190,3 @@ impl<'a, 'p> RoutingContext<'a, 'p> {
         up.chain(down)
     }
 }
-

@@ -69,7 +69,11 @@ impl CompiledPolicy {
         self.route(&features, ctx)
     }
 
-    fn exact(&self, cx: &RoutingContext<'_, '_>, model: Option<usize>) -> Result<Choice, RouteError> {
+    fn exact(
+        &self,
+        cx: &RoutingContext<'_, '_>,
+        model: Option<usize>,
+    ) -> Result<Choice, RouteError> {
         let Some((index, m)) = model.and_then(|i| self.models.get(i).map(|m| (i, m))) else {
             return Err(
                 RouteError::new(ErrorCode::ModelNotFound, "the name resolves to no model")
@@ -115,7 +119,13 @@ impl CompiledPolicy {
         }
     }
 
-    fn choice(&self, cx: &RoutingContext<'_, '_>, model: usize, rule: DecidedBy, picks: &Picks) -> Choice {
+    fn choice(
+        &self,
+        cx: &RoutingContext<'_, '_>,
+        model: usize,
+        rule: DecidedBy,
+        picks: &Picks,
+    ) -> Choice {
         Choice {
             model,
             rule,

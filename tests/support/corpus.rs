@@ -63,7 +63,11 @@ pub fn sources() -> Vec<(&'static str, String)> {
         (
             "code",
             // A frozen copy of Rust source, so the corpus does not move with the code.
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/rust.txt")).to_owned(),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/corpus/rust.txt"
+            ))
+            .to_owned(),
         ),
         (
             "json",

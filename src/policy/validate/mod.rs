@@ -12,8 +12,7 @@ use toml::Spanned;
 
 use super::raw::{Name, RawPolicy, span_of};
 use super::{
-    AUTO_ALIAS, Alias, Classifier, Limits, MAX_FALLBACKS, Model, PINNED_PREFIX, Rule, Tenant,
-    Tier,
+    AUTO_ALIAS, Alias, Classifier, Limits, MAX_FALLBACKS, Model, PINNED_PREFIX, Rule, Tenant, Tier,
 };
 use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
 use crate::features::{Target, TargetKind};
@@ -543,5 +542,4 @@ impl Checker<'_> {
         }
         out
     }
-
 }

@@ -298,9 +298,12 @@ impl Checker<'_> {
                 let msg = format!("split weights must be between 1 and {}", u32::MAX);
                 self.error(K::Weights, span_of(&arm.weight), format!("{p}.weight"), msg);
             }
-            if let Some(m) =
-                self.model_ref(&arm.model, index.models, format!("{p}.model"), "split model")
-            {
+            if let Some(m) = self.model_ref(
+                &arm.model,
+                index.models,
+                format!("{p}.model"),
+                "split model",
+            ) {
                 arms.push((m, *arm.weight.get_ref()));
             }
         }
