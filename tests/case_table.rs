@@ -202,13 +202,23 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
                     d.estimated_cost_usd()
                 ));
             }
-            // The headers always agree with the decision.
+            // The headers say what the case expects, and name the policy that decided.
             let h = d.headers();
-            check("X-Flux-Model", d.model(), h[0].1)?;
+            if let Some(m) = &e.model {
+                check("X-Flux-Model", m.as_str(), h[0].1)?;
+            }
+            if let Some(routed) = e.routed {
+                check(
+                    "X-Flux-Routed",
+                    if routed { "true" } else { "false" },
+                    h[1].1,
+                )?;
+            }
+            let policy = d.policy();
             check(
-                "X-Flux-Routed",
-                if d.routed() { "true" } else { "false" },
-                h[1].1,
+                "X-Flux-Policy",
+                format!("{}@{}", policy.name(), policy.fingerprint()).as_str(),
+                h[2].1,
             )?;
             Ok(())
         }

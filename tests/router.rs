@@ -188,3 +188,102 @@ fn readers_see_whole_policies_while_a_writer_swaps() {
         );
     }
 }
+
+/// One step of the model-based test.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Swap in policy `i` (owned, or shared when the flag is set).
+    Swap(usize, bool),
+    /// Reload from the file of policy `i`, or from a broken file when `i` is past the end.
+    Reload(usize),
+    /// Route body `i`.
+    Route(usize),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        // Mostly shared swaps: an owned one compiles the policy again.
+        (0usize..3, prop::bool::weighted(0.8)).prop_map(|(i, shared)| Op::Swap(i, shared)),
+        (0usize..5).prop_map(Op::Reload),
+        (0usize..BODIES.len()).prop_map(Op::Route),
+    ]
+}
+
+/// The policies the model-based test swaps between, compiled once, with their texts.
+static MODEL_POLICIES: std::sync::LazyLock<([String; 3], Vec<Arc<CompiledPolicy>>)> =
+    std::sync::LazyLock::new(|| {
+        let texts = [
+            fluxroute::EMBEDDED_POLICY.to_owned(),
+            cheap_strong(),
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/policies/tenants.toml"
+            ))
+            .unwrap(),
+        ];
+        let policies = texts
+            .iter()
+            .map(|t| Arc::new(CompiledPolicy::from_toml(t, "p.toml").unwrap().policy))
+            .collect();
+        (texts, policies)
+    });
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// The router behaves as a single variable holding one of the policies: a swap or reload
+    /// reports a change exactly when the policy it installs differs from the one serving, a
+    /// failed reload changes nothing, and every route decides as the model's policy does.
+    #[test]
+    fn the_router_behaves_as_its_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let (texts, policies) = &*MODEL_POLICIES;
+        let files: Vec<PathBuf> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| policy_file(&format!("model-{i}.toml"), t))
+            .chain([
+                policy_file("model-broken.toml", "[policy]\nname = \"x\"\n"),
+                PathBuf::from("/nonexistent/model.toml"),
+            ])
+            .collect();
+        let router = Router::new(CompiledPolicy::embedded());
+        let mut model = 0usize;
+        let ctx = CallerContext::default();
+        for op in ops {
+            match op {
+                Op::Swap(i, shared) => {
+                    let changed = if shared {
+                        router.swap_shared(policies[i].clone())
+                    } else {
+                        router.swap(CompiledPolicy::from_toml(&texts[i], "p.toml").unwrap().policy)
+                    };
+                    proptest::prop_assert_eq!(changed, policies[i].fingerprint() != policies[model].fingerprint());
+                    model = i;
+                }
+                Op::Reload(i) => match (router.reload(&files[i]), i < policies.len()) {
+                    (Ok(r), true) => {
+                        proptest::prop_assert_eq!(r.changed, policies[i].fingerprint() != policies[model].fingerprint());
+                        proptest::prop_assert_eq!(r.fingerprint.as_str(), policies[i].fingerprint());
+                        model = i;
+                    }
+                    (Err(e), false) => proptest::prop_assert!(!e.diagnostics().is_empty()),
+                    (r, _) => proptest::prop_assert!(false, "reload of file {} gave {:?}", i, r.map(|r| r.fingerprint)),
+                },
+                Op::Route(b) => {
+                    let want = policies[model]
+                        .route_body(BODIES[b].as_bytes(), &ctx)
+                        .map(|d| d.to_json())
+                        .map_err(|e| e.body());
+                    let got = router
+                        .route(BODIES[b].as_bytes(), &ctx)
+                        .map(|r| r.decision().to_json())
+                        .map_err(|e| e.body());
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
+            let serving = router.load();
+            proptest::prop_assert_eq!(serving.fingerprint(), policies[model].fingerprint());
+        }
+    }
+}

@@ -28,7 +28,12 @@ fn a_split_is_sticky_per_user_and_follows_its_weights() {
     for i in 0..4000 {
         let b = body(&format!("user-{i}"));
         let first = policy.route_body(b.as_bytes(), &ctx).unwrap();
-        let again = policy.route_body(b.as_bytes(), &ctx).unwrap();
+        // The same user later, asking something else: the split keys on `user`, not the text.
+        let later = format!(
+            r#"{{"model": "flux-auto", "user": "user-{i}", "messages": [{{"role": "user", "content": "Explain how a bill becomes law in the United States."}}]}}"#
+        );
+        let again = policy.route_body(later.as_bytes(), &ctx).unwrap();
+        assert_eq!(again.rule(), Some("balanced-ab"));
         assert_eq!(
             first.model(),
             again.model(),
