@@ -217,7 +217,7 @@ fn oracle(s: &Spec, a: &Ask) -> Result<(usize, Vec<usize>, &'static str), ErrorC
     let cap = s.max_fallbacks + 1;
     let eligible = |i: usize| rejected(s, a, i).is_none();
     let mut picks: Vec<usize> = Vec::new();
-    let mut push = |picks: &mut Vec<usize>, i: usize| {
+    let push = |picks: &mut Vec<usize>, i: usize| {
         if picks.len() < cap && !picks.contains(&i) {
             picks.push(i);
         }
