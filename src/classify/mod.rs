@@ -1,13 +1,15 @@
 //! Classification: one streaming pass over a chat body into small, copyable
 //! [`RequestFeatures`].
 //!
-//! The pass is [`scan`] (a JSON cursor that never builds a DOM) driven by [`body`] (what the
-//! Chat Completions fields mean), with [`estimate`] counting tokens as strings go by and
-//! [`window`] choosing the text the policy's patterns see.
+//! The pass is [`scan`] (a JSON cursor that never builds a DOM, strings kept as [`text`]
+//! spans) driven by [`body`] (what the Chat Completions fields mean), with [`estimate`]
+//! counting tokens as strings go by and [`window`] choosing the text the policy's patterns
+//! see.
 
 mod body;
 pub(crate) mod estimate;
 mod scan;
+mod text;
 mod window;
 
 use crate::error::{ErrorCode, RouteError};
