@@ -70,7 +70,8 @@ pub(crate) struct Choice {
 
 /// A routing decision: the served model, why, and what it is expected to cost.
 ///
-/// Borrows the policy that made it; [`Decision::to_json`] gives the SPEC's decision object.
+/// Borrows the policy that made it; [`Decision::to_json`] gives the contract's decision object
+/// (`docs/contract.md`, section 4).
 ///
 /// ```
 /// use fluxroute::{CallerContext, CompiledPolicy, Mode};
@@ -180,13 +181,13 @@ impl<'p> Decision<'p> {
         ]
     }
 
-    /// The decision as the SPEC's JSON object (see [`Serialize`] for writing it directly).
+    /// The decision as the contract's JSON object (see [`Serialize`] for writing it directly).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }
 }
 
-/// The SPEC's decision object, serialized straight from the decision (no intermediate tree).
+/// The contract's decision object, serialized straight from the decision (no intermediate tree).
 impl Serialize for Decision<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let f = &self.features;

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-/// The stable code of a rejected request (SPEC section 5).
+/// The stable code of a rejected request (`docs/contract.md`, section 5).
 ///
 /// ```
 /// use fluxroute::ErrorCode;
@@ -37,7 +37,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in SPEC order.
+    /// Every code, in the contract's order.
     pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,

@@ -81,7 +81,7 @@ struct Expect {
     message_contains: Option<String>,
 }
 
-/// What every case of every file covered, to check the table covers the SPEC.
+/// What every case of every file covered, to check the table covers the contract.
 #[derive(Default)]
 struct Coverage {
     errors: BTreeSet<String>,

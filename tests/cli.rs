@@ -1,4 +1,4 @@
-//! The command line: output shapes and exit codes (SPEC section 8).
+//! The command line: output shapes and exit codes (`docs/contract.md`, section 7).
 
 #![allow(
     clippy::unwrap_used,

@@ -100,13 +100,14 @@ pub(super) fn cheapest(
     check: impl Fn(usize, &Model) -> Result<(), Rejection>,
 ) -> Option<Rejection> {
     let mut worst: Option<Rejection> = None;
+    let models = &cx.policy.models;
     let Some(tier) = cx.policy.tiers.get(t) else {
         return worst;
     };
     let prompt = f64::from(cx.features.prompt_tokens);
     let fewest_output = f64::from(cx.output_charged(tier.min_output_limit));
     let visit = |i: usize, best: &mut Cheapest, worst: &mut Option<Rejection>, once: bool| {
-        let Some(m) = cx.policy.models.get(i) else {
+        let Some(m) = models.get(i) else {
             return;
         };
         match check(i, m) {
@@ -123,18 +124,8 @@ pub(super) fn cheapest(
         }
         return worst;
     }
-    let input = |i: usize| {
-        cx.policy
-            .models
-            .get(i)
-            .map_or(f64::INFINITY, |m| m.input_per_mtok)
-    };
-    let output = |i: usize| {
-        cx.policy
-            .models
-            .get(i)
-            .map_or(f64::INFINITY, |m| m.output_per_mtok)
-    };
+    let input = |i: usize| models.get(i).map_or(f64::INFINITY, |m| m.input_per_mtok);
+    let output = |i: usize| models.get(i).map_or(f64::INFINITY, |m| m.output_per_mtok);
     let (by_in, by_out) = (&tier.by_input, &tier.by_output);
     let (Some(&first_in), Some(&first_out)) = (by_in.first(), by_out.first()) else {
         return worst;
