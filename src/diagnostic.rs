@@ -3,6 +3,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use crate::clip;
+
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -54,8 +56,19 @@ pub enum DiagnosticKind {
     RuleAction,
     /// A rule that can never match or never decide.
     UnreachableRule,
-    /// A pattern that is valid but slow on the hot path (a Unicode word boundary).
+    /// A pattern that is valid but slow on the hot path (a Unicode word boundary, a large
+    /// bounded repetition).
     SlowPattern,
+    /// Tenants are declared, but undeclared ones are allowed without the policy saying so.
+    OpenTenants,
+    /// A policy without `[classifier]`, which scores nearly every request `simple`.
+    MissingClassifier,
+    /// A price that looks per token (or per thousand) rather than per million tokens.
+    PriceUnit,
+    /// A tier whose cheapest model costs more than the most expensive of a stronger tier.
+    TierPrices,
+    /// A model id with a provider prefix (`openai/gpt-4o`) beside the same id without it.
+    ProviderPrefix,
 }
 
 impl DiagnosticKind {
@@ -77,6 +90,11 @@ impl DiagnosticKind {
             DiagnosticKind::RuleAction => "rule_action",
             DiagnosticKind::UnreachableRule => "unreachable_rule",
             DiagnosticKind::SlowPattern => "slow_pattern",
+            DiagnosticKind::OpenTenants => "open_tenants",
+            DiagnosticKind::MissingClassifier => "missing_classifier",
+            DiagnosticKind::PriceUnit => "price_unit",
+            DiagnosticKind::TierPrices => "tier_prices",
+            DiagnosticKind::ProviderPrefix => "provider_prefix",
         }
     }
 }
@@ -213,14 +231,19 @@ impl Source {
             Some(s) => self.position(s.start),
             None => (self.origin(), 0, 0),
         };
+        // Names in a policy may be of any length: a diagnostic quotes a bounded part of them.
+        let bounded = |s: String| match clip::clip(&s, clip::MESSAGE) {
+            std::borrow::Cow::Borrowed(_) => s,
+            std::borrow::Cow::Owned(cut) => cut,
+        };
         Diagnostic {
             severity,
             kind,
-            message: message.into(),
+            message: bounded(message.into()),
             origin: origin.to_owned(),
             line,
             column,
-            path: path.into(),
+            path: bounded(path.into()),
         }
     }
 }

@@ -25,7 +25,11 @@ impl CompiledPolicy {
     /// # Ok::<(), fluxroute::RouteError>(())
     /// ```
     pub fn explain(&self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Value {
-        let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
+        // A tenant the policy denies is the reason for every candidate.
+        let (tenant, denied) = match self.tenant_of(ctx) {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        };
         let cx = RoutingContext::new(self, features, ctx, tenant);
         let (scope, rules): (Vec<usize>, Vec<Value>) = match features.target.0 {
             TargetKind::Pinned(a) => (
@@ -54,9 +58,10 @@ impl CompiledPolicy {
             .filter_map(|&i| self.models.get(i).map(|m| (i, m)))
             .map(|(i, m)| {
                 let tier = self.tiers.get(m.tier).map_or("", |t| t.name.as_str());
-                let (kept, reason) = match cx.check(i, m) {
-                    Ok(()) => (true, "eligible".to_owned()),
-                    Err(why) => (
+                let (kept, reason) = match (&denied, cx.check(i, m)) {
+                    (Some(e), _) => (false, e.message().to_owned()),
+                    (None, Ok(())) => (true, "eligible".to_owned()),
+                    (None, Err(why)) => (
                         false,
                         reject::model_rejected(&cx, m, why).message().to_owned(),
                     ),

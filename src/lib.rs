@@ -8,6 +8,7 @@ extern crate self as fluxroute;
 
 mod capability;
 mod classify;
+mod clip;
 mod decision;
 mod diagnostic;
 mod error;

@@ -29,6 +29,9 @@ enum Command {
         /// Policy file (default: the embedded default policy).
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// List only what this tenant may use.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// Validate policy files; exit 0 when all are valid, 1 otherwise.
     Check {
@@ -138,9 +141,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Route(args) => route(&args),
         Command::Simulate(args) => simulate(&args),
-        Command::Models { policy } => {
-            load(policy.as_deref()).and_then(|p| print_json(&p.list_models()).map(|()| 0))
-        }
+        Command::Models { policy, tenant } => load(policy.as_deref()).and_then(|p| {
+            let listing = match tenant {
+                Some(t) => p.models_for(Some(&t)),
+                None => p.list_models(),
+            };
+            print_json(&listing).map(|()| 0)
+        }),
         Command::Check {
             deny_warnings,
             files,

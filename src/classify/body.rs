@@ -5,6 +5,7 @@ use super::estimate::TextCounts;
 use super::scan::{Cursor, Kind, Str, Word};
 use super::window::{UserMessage, last_user_matches};
 use crate::capability::{Capability, CapabilitySet};
+use crate::clip;
 use crate::error::{ErrorCode, RouteError};
 use crate::features::{Fnv, RequestFeatures};
 use crate::patterns::Matches;
@@ -249,7 +250,7 @@ impl<'p, 'a> Classification<'p, 'a> {
                 (_, s) => {
                     let msg = format!(
                         "unknown `{param}` `{}`; expected `text`, `json_object` or `json_schema`",
-                        s.decode()
+                        clip::name(&s.decode())
                     );
                     return Err(invalid(param, msg));
                 }
@@ -305,7 +306,7 @@ impl<'p, 'a> Classification<'p, 'a> {
                             let p = format!("messages[{i}].role");
                             let msg = format!(
                                 "unknown role `{}` in `{p}`; expected one of {}",
-                                s.decode(),
+                                clip::name(&s.decode()),
                                 ROLES.join(", ")
                             );
                             return Err(invalid(&p, msg));
@@ -448,7 +449,7 @@ impl<'p, 'a> Classification<'p, 'a> {
                             let p = path();
                             let msg = format!(
                                 "unknown content part type `{}` in `{p}`; expected text, image_url, input_audio or file",
-                                s.decode()
+                                clip::name(&s.decode())
                             );
                             return Err(invalid(&format!("{p}.type"), msg));
                         }
@@ -525,7 +526,7 @@ impl<'p, 'a> Classification<'p, 'a> {
         };
         let name = model.decode();
         let Some(target) = policy.resolve(&name) else {
-            let mut msg = format!("the model `{name}` does not exist");
+            let mut msg = format!("the model `{}` does not exist", clip::name(&name));
             if let Some(hint) = policy.hints.closest(&name) {
                 msg.push_str(&format!("; did you mean `{hint}`"));
             }

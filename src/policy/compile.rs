@@ -38,6 +38,7 @@ pub(super) fn compile(table: Table, patterns: Patterns) -> CompiledPolicy {
         classifier,
         rules,
         tenants,
+        deny_unknown_tenants,
         patterns: _,
     } = table;
     for t in &mut tiers {
@@ -62,6 +63,7 @@ pub(super) fn compile(table: Table, patterns: Patterns) -> CompiledPolicy {
         classifier,
         rules,
         tenants,
+        deny_unknown_tenants,
         patterns,
     };
     policy.fingerprint = fingerprint::fingerprint(&policy);

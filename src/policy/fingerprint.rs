@@ -91,7 +91,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
         })
         .collect();
     let l = &p.limits;
-    json!({
+    let mut canonical = json!({
         "name": p.name, "description": p.description, "created": p.created,
         "passthrough": p.passthrough, "max_fallbacks": p.max_fallbacks,
         "limits": [l.max_body_bytes, l.max_messages, l.output_reserve, l.expected_output_tokens,
@@ -105,5 +105,10 @@ fn canonical(p: &CompiledPolicy) -> Value {
                        c.depth_saturation, c.tools_weight, signals],
         "rules": rules,
         "tenants": tenants,
-    })
+    });
+    // Only a denying policy carries the key, so other fingerprints stay as they were.
+    if let (true, Some(o)) = (p.deny_unknown_tenants, canonical.as_object_mut()) {
+        o.insert("unknown_tenants".into(), json!("deny"));
+    }
+    canonical
 }

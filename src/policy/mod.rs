@@ -65,6 +65,8 @@ pub struct CompiledPolicy {
     pub(crate) classifier: Classifier,
     pub(crate) rules: Vec<Rule>,
     pub(crate) tenants: HashMap<Box<str>, Tenant>,
+    /// Whether requests from undeclared tenants, or with none, are rejected.
+    pub(crate) deny_unknown_tenants: bool,
     /// Classifier signals first, then rule patterns; run once over the last user message.
     pub(crate) patterns: Patterns,
 }

@@ -51,6 +51,20 @@ pub(crate) struct RawMeta {
     /// A catalog file (`[[models]]` and `[pinned]`), relative to this file's directory.
     #[serde(default)]
     pub catalog: Option<Name>,
+    /// What requests from tenants the policy does not declare (or with no tenant) may do;
+    /// unset means `allow`, with a warning when tenants are declared.
+    #[serde(default)]
+    pub unknown_tenants: Option<Spanned<UnknownTenants>>,
+}
+
+/// `[policy] unknown_tenants`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UnknownTenants {
+    /// Unrestricted, as a tenant with no lists.
+    Allow,
+    /// Rejected with `model_not_allowed`.
+    Deny,
 }
 
 /// An included catalog: models and their pinned aliases, shared by several policies.

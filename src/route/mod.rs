@@ -11,7 +11,7 @@ pub(crate) mod reject;
 use crate::decision::{Choice, DecidedBy, Decision, Fallbacks};
 use crate::error::{ErrorCode, RouteError};
 use crate::features::{Fnv, RequestFeatures, TargetKind};
-use crate::policy::{Action, CompiledPolicy, Rule};
+use crate::policy::{Action, CompiledPolicy, Rule, Tenant};
 use cheapest::{Cheapest, Picks, cheapest};
 pub(crate) use context::{Rejection, RoutingContext};
 
@@ -43,7 +43,7 @@ impl CompiledPolicy {
         features: &RequestFeatures,
         ctx: &CallerContext<'_>,
     ) -> Result<Decision<'p>, RouteError> {
-        let tenant = ctx.tenant.and_then(|t| self.tenants.get(t));
+        let tenant = self.tenant_of(ctx)?;
         if let Some(names) = tenant.and_then(|t| t.names.as_ref())
             && !names.contains(&features.target.0)
         {
@@ -57,6 +57,21 @@ impl CompiledPolicy {
             TargetKind::Auto | TargetKind::Tier(_) => self.sized(&cx)?,
         };
         Ok(Decision::new(self, *features, choice))
+    }
+
+    /// The declared tenant a request belongs to: `None` for an undeclared tenant or none (an
+    /// empty name is none), which is unrestricted unless the policy denies unknown tenants.
+    /// Names match exactly: no trimming, no case folding.
+    #[inline]
+    pub(crate) fn tenant_of(&self, ctx: &CallerContext<'_>) -> Result<Option<&Tenant>, RouteError> {
+        let tenant = ctx
+            .tenant
+            .filter(|t| !t.is_empty())
+            .and_then(|t| self.tenants.get(t));
+        if tenant.is_none() && self.deny_unknown_tenants {
+            return Err(reject::unknown_tenant(ctx));
+        }
+        Ok(tenant)
     }
 
     /// Classifies a body and routes it under this policy.

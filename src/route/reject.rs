@@ -8,18 +8,31 @@
 use super::CallerContext;
 use super::context::{Rejection, RoutingContext};
 use crate::capability::Capability;
+use crate::clip;
 use crate::error::{ErrorCode, RouteError};
 use crate::policy::Model;
 
 /// A tenant asked for a name or model it may not use.
 #[inline(always)]
 pub(crate) fn not_allowed(ctx: &CallerContext<'_>, name: &str) -> RouteError {
-    let tenant = ctx.tenant.unwrap_or_default();
+    let tenant = clip::name(ctx.tenant.unwrap_or_default());
     RouteError::new(
         ErrorCode::ModelNotAllowed,
         format!("tenant `{tenant}` may not use `{name}`"),
     )
     .with_param("model")
+}
+
+/// A tenant the policy does not declare (or no tenant), under `unknown_tenants = "deny"`.
+#[cold]
+pub(crate) fn unknown_tenant(ctx: &CallerContext<'_>) -> RouteError {
+    let message = match ctx.tenant.filter(|t| !t.is_empty()) {
+        Some(t) => format!("tenant `{}` is not declared by this policy", clip::name(t)),
+        None => {
+            "this policy serves only the tenants it declares, and the request names none".into()
+        }
+    };
+    RouteError::new(ErrorCode::ModelNotAllowed, message)
 }
 
 /// Why model `m` cannot serve the request, as the error a request pinned to it gets.

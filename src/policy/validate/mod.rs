@@ -24,6 +24,8 @@ use crate::suggest::Names;
 pub(crate) const MAX_MODELS: usize = u16::MAX as usize;
 /// The most tiers a policy may hold: rule scopes are a `u64`.
 const MAX_TIERS: usize = 64;
+/// The longest model id, alias, tenant or policy name, in bytes.
+pub(crate) const MAX_NAME: usize = 256;
 
 /// A policy with every name resolved to an index: what compilation starts from.
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub(crate) struct Table {
     pub classifier: Classifier,
     pub rules: Vec<Rule>,
     pub tenants: HashMap<Box<str>, Tenant>,
+    /// Whether requests from undeclared tenants, or with none, are rejected.
+    pub deny_unknown_tenants: bool,
     /// Classifier signals first, then rule patterns, each valid on its own.
     pub patterns: Vec<String>,
 }
@@ -153,18 +157,31 @@ impl Checker<'_> {
         0.0
     }
 
+    /// A name that may reach a response header (`X-Flux-Model`, `X-Flux-Policy`) or a log
+    /// line: 1 to [`MAX_NAME`] bytes of visible ASCII, so no control character, line break or
+    /// space can split a header. Returns whether it is one.
+    fn header_safe(&mut self, name: &Name, path: &str, what: &str) -> bool {
+        let n = name.get_ref();
+        let why = if n.is_empty() {
+            "must not be empty".to_owned()
+        } else if n.len() > MAX_NAME {
+            format!("is {} bytes, above the limit of {MAX_NAME}", n.len())
+        } else if let Some(c) = n.chars().find(|c| !c.is_ascii_graphic()) {
+            format!(
+                "holds {c:?}: only visible ASCII (no spaces or control characters) may appear in a header"
+            )
+        } else {
+            return true;
+        };
+        let msg = format!("{what} `{}` {why}", n.escape_debug());
+        self.error(K::InvalidName, span_of(name), path.to_owned(), msg);
+        false
+    }
+
     /// Resolves the whole policy, recording every problem on the way.
     fn table(&mut self, raw: &RawPolicy) -> Table {
         let meta = &raw.policy;
-        if meta.name.get_ref().trim().is_empty() {
-            let msg = "the policy name must not be empty".to_owned();
-            self.error(
-                K::InvalidValue,
-                span_of(&meta.name),
-                "policy.name".into(),
-                msg,
-            );
-        }
+        self.header_safe(&meta.name, "policy.name", "the policy name");
         let max_fallbacks = match &meta.max_fallbacks {
             None => 3,
             Some(v) if *v.get_ref() as usize <= MAX_FALLBACKS => *v.get_ref() as usize,
@@ -195,6 +212,7 @@ impl Checker<'_> {
         };
         let rules = self.rules(raw, &index, &models, &mut patterns);
         let tenants = self.tenants(raw, &index);
+        let deny_unknown_tenants = self.unknown_tenants(raw);
 
         if models.len() > MAX_MODELS {
             let msg = format!("at most {MAX_MODELS} models, got {}", models.len());
@@ -223,6 +241,7 @@ impl Checker<'_> {
             classifier,
             rules,
             tenants,
+            deny_unknown_tenants,
             patterns,
         }
     }
@@ -274,9 +293,10 @@ impl Checker<'_> {
                 );
             }
             let alias = t.alias.get_ref();
-            if alias.starts_with(PINNED_PREFIX) || alias == AUTO_ALIAS || alias.is_empty() {
+            let safe = self.header_safe(&t.alias, &format!("tiers[{i}].alias"), "tier alias");
+            if safe && (alias.starts_with(PINNED_PREFIX) || alias == AUTO_ALIAS) {
                 let msg = format!(
-                    "tier alias `{alias}` must not be empty, `{AUTO_ALIAS}` or start with `{PINNED_PREFIX}`"
+                    "tier alias `{alias}` must not be `{AUTO_ALIAS}` or start with `{PINNED_PREFIX}`"
                 );
                 self.error(
                     K::InvalidName,
@@ -316,6 +336,8 @@ impl Checker<'_> {
             if id.trim().is_empty() || !seen.insert(id) {
                 let msg = format!("duplicate or empty model id `{id}`");
                 self.error(K::Duplicate, span_of(&m.id), path("id"), msg);
+            } else {
+                self.header_safe(&m.id, &path("id"), "model id");
             }
             let tier = match tier_index.get(m.tier.get_ref().as_str()) {
                 Some(&t) => t,

@@ -15,7 +15,8 @@ impl Checker<'_> {
         for (alias, target) in &raw.pinned {
             let path = format!("pinned.\"{}\"", alias.get_ref());
             let name = alias.get_ref();
-            if !name.starts_with(PINNED_PREFIX) || name.len() == PINNED_PREFIX.len() {
+            let safe = self.header_safe(alias, &path, "pinned alias");
+            if safe && (!name.starts_with(PINNED_PREFIX) || name.len() == PINNED_PREFIX.len()) {
                 let msg = format!("pinned alias `{name}` must be `{PINNED_PREFIX}<name>`");
                 self.error(K::InvalidName, span_of(alias), path.clone(), msg);
             }
@@ -62,6 +63,7 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for (from, to) in &raw.redirects {
             let path = format!("redirects.\"{}\"", from.get_ref());
+            self.header_safe(from, &path, "redirected name");
             let what = format!("redirect of `{}` points to", from.get_ref());
             if let Some(model) = self.model_ref(to, models, path, &what) {
                 out.push(Alias {

@@ -9,7 +9,9 @@ use super::Checker;
 use crate::diagnostic::DiagnosticKind as K;
 use crate::features::{Target, TargetKind};
 use crate::patterns::{MAX_COUNTED, REGEX_SIZE_LIMIT};
-use crate::policy::raw::{Name, RawClassifier, RawPolicy, RawRule, RawSaturating, span_of};
+use crate::policy::raw::{
+    Name, RawClassifier, RawPolicy, RawRule, RawSaturating, UnknownTenants, span_of,
+};
 use crate::policy::{AUTO_ALIAS, Action, Allowed, Classifier, Model, Rule, Signal, Tenant};
 
 /// How far classifier weights may sum from 1.
@@ -191,6 +193,20 @@ impl Checker<'_> {
             let score = |c: &mut Self, v: &Option<Spanned<f64>>, f: &str, default: f64| {
                 v.as_ref().map_or(default, |v| c.unit(v, &path(f)))
             };
+            for (j, t) in r.tenants.iter().enumerate() {
+                if !raw.tenants.contains_key(t.get_ref().as_str()) {
+                    let msg = format!(
+                        "rule names tenant `{}`, which the policy does not declare under [tenants]",
+                        t.get_ref()
+                    );
+                    self.error(
+                        K::UnknownName,
+                        span_of(t),
+                        format!("rules[{i}].tenants[{j}]"),
+                        msg,
+                    );
+                }
+            }
             let min_score = score(self, &r.min_score, "min_score", 0.0) as f32;
             let max_score = score(self, &r.max_score, "max_score", 1.0) as f32;
             let rule = Rule {
@@ -391,6 +407,29 @@ impl Checker<'_> {
         }
     }
 
+    /// Whether unknown tenants are denied; warns when tenants are declared and the policy
+    /// leaves unknown ones allowed without saying so.
+    pub(super) fn unknown_tenants(&mut self, raw: &RawPolicy) -> bool {
+        match &raw.policy.unknown_tenants {
+            Some(v) => *v.get_ref() == UnknownTenants::Deny,
+            None => {
+                if !raw.tenants.is_empty() {
+                    let msg = "tenants are declared, but requests from any other tenant (or with none) \
+                               may use every name and model; set `unknown_tenants = \"deny\"` to reject \
+                               them, or `\"allow\"` to keep this"
+                        .to_owned();
+                    self.warn(
+                        K::OpenTenants,
+                        span_of(&raw.policy.name),
+                        "policy".into(),
+                        msg,
+                    );
+                }
+                false
+            }
+        }
+    }
+
     pub(super) fn tenants(
         &mut self,
         raw: &RawPolicy,
@@ -399,6 +438,7 @@ impl Checker<'_> {
         let mut out = HashMap::new();
         for (name, t) in &raw.tenants {
             let base = format!("tenants.\"{}\"", name.get_ref());
+            self.header_safe(name, &base, "tenant name");
             let models = t.models.as_ref().map(|list| {
                 let mut allowed = Vec::with_capacity(list.len());
                 for (j, m) in list.iter().enumerate() {

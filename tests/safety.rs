@@ -1,0 +1,268 @@
+//! Operator safety: hostile requests and policies stay bounded, and policy mistakes never
+//! widen access.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use fluxroute::{CallerContext, CompiledPolicy, ErrorCode};
+
+#[test]
+fn error_messages_quote_a_bounded_part_of_untrusted_names() {
+    let policy = CompiledPolicy::embedded();
+    let huge = "m".repeat(8 << 20);
+    for body in [
+        format!(r#"{{"model": "{huge}", "messages": [{{"role": "user", "content": "hi"}}]}}"#),
+        format!(r#"{{"model": "flux-auto", "messages": [{{"role": "{huge}", "content": "hi"}}]}}"#),
+        format!(
+            r#"{{"model": "flux-auto", "messages": [{{"role": "user", "content": [{{"type": "{huge}"}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"model": "flux-auto", "response_format": {{"type": "{huge}"}}, "messages": [{{"role": "user", "content": "hi"}}]}}"#
+        ),
+    ] {
+        let err = policy.classify(body.as_bytes()).unwrap_err();
+        assert!(err.message().len() < 1024, "{} bytes", err.message().len());
+        assert!(err.message().contains("bytes in all"), "{}", err.message());
+    }
+}
+
+#[test]
+fn diagnostics_quote_a_bounded_part_of_policy_names() {
+    let name = "x".repeat(1 << 20);
+    let text = fluxroute::EMBEDDED_POLICY.replace(
+        "\"flux-pinned-gpt-4o\" = \"gpt-4o\"",
+        &format!("\"flux-pinned-gpt-4o\" = \"{name}\""),
+    );
+    let diagnostics = CompiledPolicy::validate(&text, "p.toml");
+    assert!(!diagnostics.is_empty());
+    for d in &diagnostics {
+        assert!(d.message.len() < 4096 && d.path.len() < 4096, "{d}");
+    }
+}
+
+/// A one-model policy whose policy name, model id and tier alias are `name`, `id`, `alias`.
+fn named_policy(name: &str, id: &str, alias: &str) -> String {
+    let q = |s: &str| toml_string(s);
+    format!(
+        "[policy]\nname = {}\n[[tiers]]\nname = \"only\"\nalias = {}\n[auto]\nsimple = \"only\"\nstandard = \"only\"\ncomplex = \"only\"\nreasoning = \"only\"\n[[models]]\nid = {}\nprovider = \"p\"\ntier = \"only\"\ncontext_window = 100000\nmax_output_tokens = 1000\ninput_per_mtok = 1\noutput_per_mtok = 1\n[pinned]\n{} = {}\n",
+        q(name),
+        q(alias),
+        q(id),
+        q(&format!("flux-pinned-{id}")),
+        q(id)
+    )
+}
+
+/// A TOML basic string holding `s` exactly.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Whatever names a policy holds, a policy that loads never puts a line break, a control
+    /// character or a space into a response header.
+    #[test]
+    fn headers_never_carry_line_breaks(
+        name in "[a-z\r\n \t\u{0}\u{7f}é:.-]{0,12}",
+        id in "[a-z\r\n \t\u{0}é:.-]{1,12}",
+        alias in "[a-z\r\n \té-]{1,12}",
+    ) {
+        let text = named_policy(&name, &id, &alias);
+        let Ok(loaded) = CompiledPolicy::from_toml(&text, "p.toml") else {
+            return Ok(());
+        };
+        let policy = loaded.policy;
+        let body = format!(r#"{{"model": "flux-pinned-{}", "messages": [{{"role": "user", "content": "hi"}}]}}"#, id.escape_default());
+        let features = policy.classify(body.as_bytes());
+        let features = features.map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}")))?;
+        let d = policy.route(&features, &CallerContext::default()).unwrap();
+        for (header, value) in d.headers() {
+            proptest::prop_assert!(
+                !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() || b == b'@'),
+                "{header}: {value:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn names_that_cannot_be_headers_are_rejected_where_they_are_written() {
+    let text = named_policy("ops\r\nX-Injected: 1", "gpt\n4", "flux fast");
+    let diagnostics = CompiledPolicy::validate(&text, "p.toml");
+    let invalid: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d.kind == fluxroute::DiagnosticKind::InvalidName)
+        .map(|d| d.path.as_str())
+        .collect();
+    assert!(invalid.contains(&"policy.name"), "{diagnostics:?}");
+    assert!(invalid.contains(&"models[0].id"), "{diagnostics:?}");
+    assert!(invalid.contains(&"tiers[0].alias"), "{diagnostics:?}");
+    let name = diagnostics
+        .iter()
+        .find(|d| d.path == "policy.name")
+        .unwrap();
+    assert_eq!((name.line, name.column), (2, 8));
+    assert!(
+        CompiledPolicy::from_toml(&named_policy("ops", "gpt-4", "flux-fast"), "p.toml").is_ok()
+    );
+}
+
+fn tenants_policy(unknown: &str) -> CompiledPolicy {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/tenants.toml"
+    ))
+    .unwrap()
+    .replace("unknown_tenants = \"allow\"", unknown);
+    CompiledPolicy::from_toml(&text, "tenants.toml")
+        .unwrap()
+        .policy
+}
+
+const HELLO: &[u8] =
+    br#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hello"}]}"#;
+
+fn route_as(
+    policy: &CompiledPolicy,
+    tenant: Option<&str>,
+    body: &[u8],
+) -> Result<String, ErrorCode> {
+    let ctx = CallerContext {
+        tenant,
+        ..CallerContext::default()
+    };
+    policy
+        .route_body(body, &ctx)
+        .map(|d| d.model().to_owned())
+        .map_err(|e| e.code())
+}
+
+#[test]
+fn a_denying_policy_serves_only_the_tenants_it_declares_by_their_exact_names() {
+    let deny = tenants_policy("unknown_tenants = \"deny\"");
+    let trial = route_as(&deny, Some("trial"), HELLO).unwrap();
+    assert!(["gemini-2.5-flash-lite", "mistral-small-latest"].contains(&trial.as_str()));
+    for tenant in [
+        None,
+        Some(""),
+        Some("Trial"),
+        Some("trial "),
+        Some(" trial"),
+        Some("free"),
+    ] {
+        assert_eq!(
+            route_as(&deny, tenant, HELLO),
+            Err(ErrorCode::ModelNotAllowed),
+            "{tenant:?}"
+        );
+    }
+    // The rejection quotes a bounded part of the name the host passed on.
+    let huge = "t".repeat(1 << 20);
+    let ctx = CallerContext {
+        tenant: Some(&huge),
+        ..CallerContext::default()
+    };
+    let err = deny.route_body(HELLO, &ctx).unwrap_err();
+    assert!(err.message().len() < 1024, "{}", err.message().len());
+    // Under "allow", the same names are unrestricted: they reach models trial may not use.
+    let allow = tenants_policy("unknown_tenants = \"allow\"");
+    let pinned = br#"{"model": "flux-pinned-gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}"#;
+    assert_eq!(
+        route_as(&allow, Some("trial"), pinned),
+        Err(ErrorCode::ModelNotAllowed)
+    );
+    assert_eq!(
+        route_as(&allow, Some("Trial"), pinned).as_deref(),
+        Ok("gpt-4o-mini")
+    );
+    assert_eq!(
+        route_as(&allow, Some(""), pinned).as_deref(),
+        Ok("gpt-4o-mini")
+    );
+    // Deny is part of the policy's meaning: it changes the fingerprint.
+    assert_ne!(deny.fingerprint(), allow.fingerprint());
+}
+
+#[test]
+fn declared_tenants_without_a_stance_on_others_warn_and_rules_name_only_declared_ones() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/tenants.toml"
+    ))
+    .unwrap();
+    let implicit = text.replace("unknown_tenants = \"allow\"\n", "");
+    let warnings = CompiledPolicy::from_toml(&implicit, "t.toml")
+        .unwrap()
+        .warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].kind.as_str(), "open_tenants");
+    assert!(
+        CompiledPolicy::from_toml(&text, "t.toml")
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+    // A rule naming a tenant that is not declared (here misspelled) is an error, located.
+    let misspelled = text.replace("tenants = [\"enterprise\"]", "tenants = [\"enterprize\"]");
+    let err = CompiledPolicy::from_toml(&misspelled, "t.toml").unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!(
+        (d.kind.as_str(), d.path.as_str()),
+        ("unknown_name", "rules[0].tenants[0]")
+    );
+    assert!(d.message.contains("enterprize"), "{}", d.message);
+}
+
+#[test]
+fn a_tenant_lists_only_what_it_may_use() {
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let deny = tenants_policy("unknown_tenants = \"deny\"");
+    let trial = deny.models_for(Some("trial"));
+    assert_eq!(ids(&trial), ["flux-auto"]);
+    assert_eq!(
+        trial["data"][0]["flux"]["models"],
+        serde_json::json!(["gemini-2.5-flash-lite", "mistral-small-latest"])
+    );
+    let startup = ids(&deny.models_for(Some("startup")));
+    assert!(
+        startup.contains(&"flux-fast".to_owned()) && !startup.contains(&"flux-strong".to_owned())
+    );
+    assert!(ids(&deny.models_for(Some("stranger"))).is_empty());
+    assert!(ids(&deny.models_for(None)).is_empty());
+    // Under "allow", an undeclared tenant sees the whole listing.
+    let allow = tenants_policy("unknown_tenants = \"allow\"");
+    assert_eq!(allow.models_for(Some("stranger")), allow.list_models());
+    // Every name a tenant is shown, it may request.
+    for name in ids(&deny.models_for(Some("startup"))) {
+        let body =
+            format!(r#"{{"model": "{name}", "messages": [{{"role": "user", "content": "hi"}}]}}"#);
+        assert_ne!(
+            route_as(&deny, Some("startup"), body.as_bytes()),
+            Err(ErrorCode::ModelNotAllowed),
+            "{name}"
+        );
+    }
+}
