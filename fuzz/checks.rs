@@ -16,9 +16,11 @@ static POLICY: LazyLock<CompiledPolicy> = LazyLock::new(CompiledPolicy::embedded
 pub fn body(data: &[u8]) {
     let policy = &*POLICY;
     // What the scanner accepts, serde_json accepts (and the other way round), except for the
-    // documented leniencies: lone surrogates, numbers beyond f64, and nesting past 128.
+    // documented leniencies: lone surrogates, numbers beyond f64, and nesting past 128; and a
+    // key the engine reads given twice, which serde_json reads as its last copy.
     if let Err(e) = policy.classify(data)
         && e.code() == ErrorCode::InvalidJson
+        && !e.message().contains("appears more than once")
         && let Ok(v) = serde_json::from_slice::<Value>(data)
     {
         assert!(
@@ -30,7 +32,17 @@ pub fn body(data: &[u8]) {
     let features = match policy.classify(data) {
         Ok(f) => f,
         Err(e) => {
-            assert!(ErrorCode::ALL.contains(&e.code()));
+            // Classification rejects only with its own codes.
+            assert!(
+                matches!(
+                    e.code(),
+                    ErrorCode::InvalidJson
+                        | ErrorCode::InvalidRequest
+                        | ErrorCode::RequestTooLarge
+                        | ErrorCode::ModelNotFound
+                ),
+                "{e}"
+            );
             return;
         }
     };

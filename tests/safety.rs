@@ -266,3 +266,104 @@ fn a_tenant_lists_only_what_it_may_use() {
         );
     }
 }
+
+/// Bodies whose keys repeat, and whether a key classification reads is among the repeats.
+fn repeated_key_bodies() -> Vec<(String, bool)> {
+    let m = r#"[{"role": "user", "content": "hi"}]"#;
+    let big = r#"[{"role": "user", "content": "Prove step by step that there are infinitely many primes."}]"#;
+    vec![
+        (format!(r#"{{"model": "flux-auto", "messages": {m}, "messages": {big}}}"#), true),
+        (format!(r#"{{"model": "flux-auto", "model": "flux-pinned-o3", "messages": {m}}}"#), true),
+        (
+            format!(
+                r#"{{"model": "flux-auto", "tools": [{{"type": "function", "function": {{"name": "f"}}}}], "tools": [], "messages": {m}}}"#
+            ),
+            true,
+        ),
+        (
+            format!(
+                r#"{{"model": "flux-auto", "response_format": {{"type": "json_object", "type": "text"}}, "messages": {m}}}"#
+            ),
+            true,
+        ),
+        (format!(r#"{{"model": "flux-auto", "max_tokens": 10, "max_tokens": 900000, "messages": {m}}}"#), true),
+        (
+            r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "a", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}"#.to_owned(),
+            true,
+        ),
+        (
+            r#"{"model": "flux-auto", "messages": [{"role": "user", "role": "system", "content": "a"}]}"#.to_owned(),
+            true,
+        ),
+        (
+            r#"{"model": "flux-auto", "messages": [{"role": "user", "content": [{"type": "text", "text": "a", "text": "b"}]}]}"#.to_owned(),
+            true,
+        ),
+        // Repeats of keys classification does not read change nothing it reads.
+        (format!(r#"{{"model": "flux-auto", "temperature": 0.1, "temperature": 1.5, "messages": {m}}}"#), false),
+        (
+            format!(r#"{{"model": "flux-auto", "metadata": {{"a": 1, "a": 2}}, "messages": {big}}}"#),
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn a_repeated_key_the_engine_reads_is_refused_as_invalid_json() {
+    let policy = CompiledPolicy::embedded();
+    for (body, refused) in repeated_key_bodies() {
+        let got = policy.classify(body.as_bytes());
+        if refused {
+            let e = got.unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidJson, "{body}");
+            assert!(e.message().contains("more than once"), "{e}");
+        } else {
+            // What Python, JavaScript, Go and serde_json read: the last copy of each key.
+            let last: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let expected = policy.classify(last.to_string().as_bytes()).unwrap();
+            assert_eq!(got.unwrap(), expected, "{body}");
+        }
+    }
+}
+
+/// The same against Python's own `json` module, where a Python 3 is on the machine.
+#[test]
+fn bodies_the_engine_accepts_read_as_python_reads_them() {
+    let Ok(out) = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys\nfor line in sys.stdin:\n    print(json.dumps(json.loads(line)))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            for (body, _) in repeated_key_bodies() {
+                writeln!(input, "{body}")?;
+            }
+            drop(input);
+            child.wait_with_output()
+        })
+    else {
+        println!("skipped: no python3 on this machine");
+        return;
+    };
+    let python: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let policy = CompiledPolicy::embedded();
+    assert_eq!(python.len(), repeated_key_bodies().len());
+    for ((body, refused), read) in repeated_key_bodies().into_iter().zip(python) {
+        let ours = policy.classify(body.as_bytes());
+        let theirs = policy.classify(read.as_bytes()).unwrap();
+        match ours {
+            // Refused: Python would have read one copy and dropped the other.
+            Err(e) => assert!(refused && e.code() == ErrorCode::InvalidJson, "{body}"),
+            Ok(f) => assert_eq!(f, theirs, "{body}"),
+        }
+    }
+}

@@ -50,6 +50,60 @@ fn string_word<'a>(
     }
 }
 
+/// The top-level keys classification reads; each may appear once.
+const TOP_LEVEL: [&str; 12] = [
+    "model",
+    "messages",
+    "max_completion_tokens",
+    "max_tokens",
+    "tools",
+    "functions",
+    "response_format",
+    "reasoning_effort",
+    "reasoning",
+    "logprobs",
+    "top_logprobs",
+    "user",
+];
+
+/// The keys of a message classification reads, by the bit each has; each may appear once.
+const MESSAGE_NAMES: [&str; 5] = ["role", "content", "tool_calls", "function_call", "name"];
+
+/// The keys of a content part classification reads, by bit; each may appear once.
+const PART_NAMES: [&str; 7] = [
+    "type",
+    "text",
+    "refusal",
+    "image_url",
+    "image",
+    "input_audio",
+    "file",
+];
+
+/// The keys already read in one object. JSON readers disagree about a repeated key (Python,
+/// JavaScript, Go and `serde_json`'s `Value` keep the last copy, a streaming reader sees every
+/// one), so a body that repeats a key classification reads is refused as `invalid_json`
+/// rather than read differently from the upstream that serves it.
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    /// Marks key `bit` as read; an error naming `path` when it was read before.
+    #[inline]
+    fn once(&mut self, bit: usize, path: impl FnOnce() -> String) -> Result<(), RouteError> {
+        let b = 1u32 << (bit % 32);
+        if self.0 & b != 0 {
+            let p = path();
+            let msg = format!(
+                "the key `{p}` appears more than once; each field of a request may be given once"
+            );
+            return Err(RouteError::new(ErrorCode::InvalidJson, msg).with_param(p));
+        }
+        self.0 |= b;
+        Ok(())
+    }
+}
+
 /// The keys and values of messages and content parts that classification reads.
 mod words {
     use super::super::scan::{Word, word};
@@ -157,8 +211,13 @@ impl<'p, 'a> Classification<'p, 'a> {
         c.begin_object()?;
         let mut first = true;
         let mut buf = [0u8; 32];
+        let mut seen = Seen::default();
         while let Some(key) = c.next_key(&mut first, None)? {
-            match key.small(&mut buf) {
+            let name = key.small(&mut buf);
+            if let Some(bit) = TOP_LEVEL.iter().position(|&k| k == name) {
+                seen.once(bit, || name.to_owned())?;
+            }
+            match name {
                 "model" => match c.value(None)? {
                     Kind::Str(s) => self.model = Some(s),
                     k => {
@@ -237,12 +296,14 @@ impl<'p, 'a> Classification<'p, 'a> {
         }
         c.begin_object()?;
         let mut first = true;
+        let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
             if key != words::TYPE {
                 c.value(Some(&mut self.prompt))?;
                 continue;
             }
             let param = "response_format.type";
+            seen.once(0, || param.to_owned())?;
             match string_word(c, || param.to_owned())? {
                 (words::JSON_OBJECT, _) => self.capabilities.insert(Capability::JsonMode),
                 (words::JSON_SCHEMA, _) => self.capabilities.insert(Capability::JsonSchema),
@@ -294,9 +355,16 @@ impl<'p, 'a> Classification<'p, 'a> {
         let mut text = MessageText::default();
         let mut has_content = false;
         let mut first = true;
+        let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
+            let once = |seen: &mut Seen, bit: usize| {
+                seen.once(bit, || {
+                    format!("messages[{i}].{}", MESSAGE_NAMES.get(bit).unwrap_or(&""))
+                })
+            };
             match key {
                 words::ROLE => {
+                    once(&mut seen, 0)?;
                     role = match string_word(c, || format!("messages[{i}].role"))? {
                         (words::USER, _) => Role::User,
                         (words::ASSISTANT, _) => Role::Assistant,
@@ -314,10 +382,12 @@ impl<'p, 'a> Classification<'p, 'a> {
                     }
                 }
                 words::CONTENT => {
+                    once(&mut seen, 1)?;
                     text.not_user = !matches!(role, Role::User | Role::Unknown);
                     has_content = self.content(c, i, &mut text)?;
                 }
                 words::TOOL_CALLS | words::FUNCTION_CALL => {
+                    once(&mut seen, if key == words::TOOL_CALLS { 2 } else { 3 })?;
                     if let Kind::Array(true) | Kind::Object(true) =
                         c.value(Some(&mut self.prompt))?
                     {
@@ -325,6 +395,7 @@ impl<'p, 'a> Classification<'p, 'a> {
                     }
                 }
                 words::NAME => {
+                    once(&mut seen, 4)?;
                     c.value(Some(&mut self.prompt))?;
                     self.prompt.add(1);
                 }
@@ -435,9 +506,16 @@ impl<'p, 'a> Classification<'p, 'a> {
         let mut part_text: Option<(Str<'a>, TextCounts)> = None;
         let mut has_payload = false;
         let mut first = true;
+        let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
+            let once = |seen: &mut Seen, bit: usize| {
+                seen.once(bit, || {
+                    format!("{}.{}", path(), PART_NAMES.get(bit).unwrap_or(&""))
+                })
+            };
             match key {
                 words::TYPE => {
+                    once(&mut seen, 0)?;
                     kind = Some(match string_word(c, || format!("{}.type", path()))? {
                         (words::TEXT | words::REFUSAL | words::INPUT_TEXT, _) => PartType::Text,
                         (words::IMAGE_URL | words::IMAGE | words::INPUT_IMAGE, _) => {
@@ -456,6 +534,7 @@ impl<'p, 'a> Classification<'p, 'a> {
                     });
                 }
                 words::TEXT | words::REFUSAL => {
+                    once(&mut seen, if key == words::TEXT { 1 } else { 2 })?;
                     if c.peek() != Some(b'"') {
                         let p = format!("{}.text", path());
                         let msg = format!("`{p}` must be a string, got {}", kind_at(c)?);
@@ -466,6 +545,13 @@ impl<'p, 'a> Classification<'p, 'a> {
                     part_text = Some((s, counts));
                 }
                 words::IMAGE_URL | words::IMAGE | words::INPUT_AUDIO | words::FILE => {
+                    let bit = match key {
+                        words::IMAGE_URL => 3,
+                        words::IMAGE => 4,
+                        words::INPUT_AUDIO => 5,
+                        _ => 6,
+                    };
+                    once(&mut seen, bit)?;
                     // Media payloads (URLs, base64) are not prompt text.
                     if !matches!(c.value(None)?, Kind::Null) {
                         has_payload = true;
