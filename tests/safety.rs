@@ -367,3 +367,58 @@ fn bodies_the_engine_accepts_read_as_python_reads_them() {
         }
     }
 }
+
+#[test]
+fn a_restricting_rule_never_lets_other_models_serve() {
+    let policy = tenants_policy("unknown_tenants = \"deny\"");
+    let eu = ["mistral-small-latest", "mistral-large-latest"];
+    let route = |body: &[u8], unavailable: &[&str]| {
+        let ctx = CallerContext {
+            tenant: Some("enterprise"),
+            tags: &["eu-only"],
+            unavailable,
+        };
+        policy.route_body(body, &ctx).map(|d| {
+            let fallbacks: Vec<String> = d.fallbacks().map(str::to_owned).collect();
+            (d.model().to_owned(), d.rule().map(str::to_owned), fallbacks)
+        })
+    };
+    let (model, rule, fallbacks) = route(HELLO, &[]).unwrap();
+    assert_eq!(rule.as_deref(), Some("eu-only"));
+    assert!(eu.contains(&model.as_str()));
+    assert!(
+        fallbacks.iter().all(|f| eu.contains(&f.as_str())),
+        "{fallbacks:?}"
+    );
+    // Both regulated models down: an error naming the rule, not a silent trip elsewhere.
+    let err = route(HELLO, &eu).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ModelUnavailable);
+    assert!(err.message().contains("rule `eu-only`"), "{err}");
+    // A capability neither has (audio input): no_eligible_model, naming the rule.
+    let audio = br#"{"model": "flux-auto", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]}"#;
+    let err = route(audio, &[]).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NoEligibleModel);
+    assert!(err.message().contains("rule `eu-only`"), "{err}");
+    // Without the tag the rule does not match, and other models serve as before.
+    let ctx = CallerContext {
+        tenant: Some("enterprise"),
+        ..CallerContext::default()
+    };
+    assert!(policy.route_body(audio, &ctx).is_ok());
+    // The same rule without `restrict` only prefers: with its models down, others serve.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/tenants.toml"
+    ))
+    .unwrap()
+    .replace("restrict = true", "restrict = false");
+    let preferring = CompiledPolicy::from_toml(&text, "t.toml").unwrap().policy;
+    assert_ne!(preferring.fingerprint(), policy.fingerprint());
+    let ctx = CallerContext {
+        tenant: Some("enterprise"),
+        tags: &["eu-only"],
+        unavailable: &eu,
+    };
+    let served = preferring.route_body(HELLO, &ctx).unwrap();
+    assert!(!eu.contains(&served.model()));
+}

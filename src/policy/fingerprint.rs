@@ -40,7 +40,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
                 Action::Models(m) => json!({"models": m}),
                 Action::Split(s) => json!({"split": s}),
             };
-            json!([
+            let mut v = json!([
                 r.name,
                 r.applies_to_auto,
                 r.applies_to_tiers,
@@ -54,7 +54,12 @@ fn canonical(p: &CompiledPolicy) -> Value {
                 r.tags,
                 r.tenants,
                 action
-            ])
+            ]);
+            // Only restricting rules carry a fourteenth field, so other fingerprints stay.
+            if let (true, Some(a)) = (r.restrict, v.as_array_mut()) {
+                a.push(json!("restrict"));
+            }
+            v
         })
         .collect();
     let mut tenants: Vec<(&str, Value)> = p

@@ -248,6 +248,9 @@ pub(crate) struct RawRule {
     pub models: Option<Spanned<Vec<Name>>>,
     #[serde(default)]
     pub split: Option<Spanned<Vec<RawSplit>>>,
+    /// When the rule matches, only its models may serve or be fallbacks.
+    #[serde(default)]
+    pub restrict: bool,
 }
 
 #[derive(Debug, Deserialize)]

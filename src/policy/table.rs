@@ -141,6 +141,9 @@ pub(crate) struct Rule {
     pub tags: Vec<String>,
     pub tenants: Vec<String>,
     pub action: Action,
+    /// Mandatory: when the rule matches, only its models may serve or be fallbacks, and none
+    /// eligible is an error naming the rule.
+    pub restrict: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -117,6 +117,18 @@ impl CompiledPolicy {
                 cap,
             };
             self.rule_candidates(cx, rule, &mut picks);
+            if rule.restrict {
+                // Only the rule's models: no default chain behind them, no later rule.
+                let Some(first) = picks.list.first() else {
+                    return Err(reject::rule_rejected(
+                        cx,
+                        rule,
+                        self.rule_furthest(cx, rule),
+                    ));
+                };
+                let rule = DecidedBy::Rule(u32::try_from(ri).unwrap_or(u32::MAX));
+                return Ok(self.choice(cx, first, rule, &picks));
+            }
             if let Some(first) = picks.list.first() {
                 self.default_chain(cx, &mut picks);
                 let rule = DecidedBy::Rule(u32::try_from(ri).unwrap_or(u32::MAX));
@@ -147,6 +159,28 @@ impl CompiledPolicy {
             fallbacks: picks.list.without_first(),
             cost: self.models.get(model).map_or(0.0, |m| cx.cost(m)),
         }
+    }
+
+    /// The furthest filter any model of a rule's action reached (for the error of a
+    /// restricting rule none of whose models can serve).
+    #[cold]
+    fn rule_furthest(&self, cx: &RoutingContext<'_, '_>, rule: &Rule) -> Option<Rejection> {
+        let listed: Vec<usize> = match &rule.action {
+            Action::Tier(t) => self
+                .tiers
+                .get(*t)
+                .map(|t| t.models.clone())
+                .unwrap_or_default(),
+            Action::Models(list) => list.clone(),
+            Action::Split(arms) => arms.iter().map(|a| a.0).collect(),
+        };
+        let mut furthest = None;
+        for i in listed.into_iter().filter(|&i| cx.in_target(i)) {
+            if let Some(Err(why)) = self.models.get(i).map(|m| cx.check(i, m)) {
+                why.keep_furthest(&mut furthest);
+            }
+        }
+        furthest
     }
 
     /// Eligible models of a rule's action, in the action's preference order.

@@ -10,7 +10,7 @@ use super::context::{Rejection, RoutingContext};
 use crate::capability::Capability;
 use crate::clip;
 use crate::error::{ErrorCode, RouteError};
-use crate::policy::Model;
+use crate::policy::{Model, Rule};
 
 /// A tenant asked for a name or model it may not use.
 #[inline(always)]
@@ -21,6 +21,23 @@ pub(crate) fn not_allowed(ctx: &CallerContext<'_>, name: &str) -> RouteError {
         format!("tenant `{tenant}` may not use `{name}`"),
     )
     .with_param("model")
+}
+
+/// Why no model of a restricting rule can serve the request: the scope error of its furthest
+/// filter, naming the rule.
+#[cold]
+pub(super) fn rule_rejected(
+    cx: &RoutingContext<'_, '_>,
+    rule: &Rule,
+    furthest: Option<Rejection>,
+) -> RouteError {
+    let e = scope_rejected(cx, furthest);
+    let message = format!(
+        "rule `{}` allows only its own models for this request, and none of them can serve it: {}",
+        rule.name,
+        e.message()
+    );
+    e.with_message(message)
 }
 
 /// A tenant the policy does not declare (or no tenant), under `unknown_tenants = "deny"`.

@@ -223,6 +223,7 @@ impl Checker<'_> {
                 tags: r.tags.clone(),
                 tenants: r.tenants.iter().map(|t| t.get_ref().clone()).collect(),
                 action: action.unwrap_or(Action::Models(Vec::new())),
+                restrict: r.restrict,
             };
             self.rule_reachability(r, &rule, &out, models, i);
             out.push(rule);
