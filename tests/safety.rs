@@ -422,3 +422,80 @@ fn a_restricting_rule_never_lets_other_models_serve() {
     let served = preferring.route_body(HELLO, &ctx).unwrap();
     assert!(!eu.contains(&served.model()));
 }
+
+/// A two-tier policy: `fast` holds `a` (prices `fast_prices`), `strong` holds `b` and, when
+/// given, a third model `extra`.
+fn two_tiers(
+    fast_prices: (f64, f64),
+    strong_prices: (f64, f64),
+    extra: Option<&str>,
+    classifier: bool,
+) -> String {
+    let model = |id: &str, tier: &str, (i, o): (f64, f64)| {
+        format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"p\"\ntier = \"{tier}\"\ncontext_window = 100000\nmax_output_tokens = 1000\ninput_per_mtok = {i:?}\noutput_per_mtok = {o:?}\n"
+        )
+    };
+    let mut s = String::from(
+        "[policy]\nname = \"advice\"\n[[tiers]]\nname = \"fast\"\nalias = \"flux-fast\"\n[[tiers]]\nname = \"strong\"\nalias = \"flux-strong\"\n[auto]\nsimple = \"fast\"\nstandard = \"fast\"\ncomplex = \"strong\"\nreasoning = \"strong\"\n",
+    );
+    s += &model("a", "fast", fast_prices);
+    s += &model("b", "strong", strong_prices);
+    if let Some(id) = extra {
+        s += &model(id, "strong", strong_prices);
+    }
+    s += "[pinned]\n\"flux-pinned-a\" = \"a\"\n\"flux-pinned-b\" = \"b\"\n";
+    if let Some(id) = extra {
+        s += &format!("\"flux-pinned-x\" = \"{id}\"\n");
+    }
+    if classifier {
+        s += "[classifier]\nthresholds = { standard = 0.25, complex = 0.5, reasoning = 0.75 }\nlength = { weight = 0.6, saturation = 2000 }\ndepth = { weight = 0.25, saturation = 12 }\ntools = { weight = 0.15 }\n";
+    }
+    s
+}
+
+fn warning_kinds(text: &str) -> Vec<(String, String)> {
+    CompiledPolicy::from_toml(text, "advice.toml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .warnings
+        .iter()
+        .map(|d| (d.kind.as_str().to_owned(), d.path.clone()))
+        .collect()
+}
+
+#[test]
+fn likely_authoring_mistakes_are_warned_about_where_they_are_written() {
+    // A sound policy: no warnings.
+    assert_eq!(
+        warning_kinds(&two_tiers((0.15, 0.6), (3.0, 15.0), None, true)),
+        []
+    );
+    // Without [classifier].
+    assert_eq!(
+        warning_kinds(&two_tiers((0.15, 0.6), (3.0, 15.0), None, false)),
+        [("missing_classifier".to_owned(), "classifier".to_owned())]
+    );
+    // LiteLLM's per-token prices pasted as per-million prices; zero (free) is fine.
+    assert_eq!(
+        warning_kinds(&two_tiers((0.00000015, 0.0), (3.0, 15.0), None, true)),
+        [(
+            "price_unit".to_owned(),
+            "models[0].input_per_mtok".to_owned()
+        )]
+    );
+    // The weak tier's cheapest model costs more than the strong tier's dearest.
+    assert_eq!(
+        warning_kinds(&two_tiers((5.0, 20.0), (0.15, 0.6), None, true)),
+        [("tier_prices".to_owned(), "tiers[0]".to_owned())]
+    );
+    // The same model with and without its provider prefix.
+    assert_eq!(
+        warning_kinds(&two_tiers((0.15, 0.6), (3.0, 15.0), Some("openai/b"), true)),
+        [("provider_prefix".to_owned(), "models[2].id".to_owned())]
+    );
+    // Warnings never keep a policy from loading, and `--deny-warnings` is the CLI's to apply.
+    assert!(
+        CompiledPolicy::from_toml(&two_tiers((5.0, 20.0), (0.15, 0.6), None, false), "a.toml")
+            .is_ok()
+    );
+}

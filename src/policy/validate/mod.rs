@@ -2,6 +2,7 @@
 //! resolves names to indices, giving the table [`compile`](super::compile) builds on. The
 //! table is only compiled when no error was found.
 
+mod advice;
 mod names;
 mod rules;
 
@@ -213,6 +214,7 @@ impl Checker<'_> {
         let rules = self.rules(raw, &index, &models, &mut patterns);
         let tenants = self.tenants(raw, &index);
         let deny_unknown_tenants = self.unknown_tenants(raw);
+        self.advise(raw, &models, &tiers);
 
         if models.len() > MAX_MODELS {
             let msg = format!("at most {MAX_MODELS} models, got {}", models.len());
