@@ -25,12 +25,12 @@ mod suggest;
 mod watch;
 
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
-pub use classify::PATTERN_WINDOW;
 pub use classify::estimate::estimate_tokens;
 pub use decision::Decision;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use error::{ErrorCode, RouteError};
 pub use features::{Complexity, Mode, RequestFeatures, Target};
+pub use patterns::PATTERN_WINDOW;
 pub use policy::{
     AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, Loaded, MAX_FALLBACKS, PINNED_PREFIX, PolicyError,
 };

@@ -499,3 +499,18 @@ fn likely_authoring_mistakes_are_warned_about_where_they_are_written() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_pattern_whose_automaton_keeps_growing_is_warned_about() {
+    let base = two_tiers((0.15, 0.6), (3.0, 15.0), None, true);
+    let with = |pattern: &str| {
+        format!("{base}[[rules]]\nname = \"r\"\npattern = '{pattern}'\nmodels = [\"a\"]\n")
+    };
+    assert_eq!(
+        warning_kinds(&with(r"(?-u:\w){0,300}X(?-u:\w){300}")),
+        [("slow_pattern".to_owned(), "rules[0].pattern".to_owned())]
+    );
+    // Small counts and unbounded repetitions are fine.
+    assert_eq!(warning_kinds(&with(r"(?-u:\w){2,8}ing(?-u:\b)")), []);
+    assert_eq!(warning_kinds(&with(r"(?-u:\w)+X")), []);
+}

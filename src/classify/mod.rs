@@ -19,8 +19,6 @@ use crate::policy::CompiledPolicy;
 use body::Classification;
 use scan::{Cursor, syntax_error};
 
-pub use window::PATTERN_WINDOW;
-
 impl CompiledPolicy {
     /// Reads a chat body into [`RequestFeatures`].
     ///

@@ -3,7 +3,7 @@
 
 use super::estimate::Counts;
 use super::scan::Str;
-use crate::patterns::{Matches, Patterns};
+use crate::patterns::{Matches, PATTERN_WINDOW, Patterns};
 
 /// The last user message: its token counts and the pieces of text patterns look at.
 #[derive(Clone, Copy)]
@@ -12,11 +12,6 @@ pub(super) struct UserMessage<'a> {
     pub first: Option<Str<'a>>,
     pub last: Option<Str<'a>>,
 }
-
-/// How many bytes of the last user message's decoded text the policy's patterns see at most:
-/// all of it when shorter, else its head and tail, half each (instructions sit at either end of
-/// long pastes).
-pub const PATTERN_WINDOW: usize = 16 << 10;
 
 /// A position at or before `at` in a raw JSON string where a character outside any escape
 /// starts (escapes use only backslash, quote, slash, `bfnrtu` and hex digits, so a byte outside

@@ -15,6 +15,11 @@ use union::Union;
 /// The most patterns (signals plus rule patterns) a policy may hold: matches are a `u64`.
 pub(crate) const MAX_PATTERNS: usize = 64;
 
+/// How many bytes of the last user message's decoded text the policy's patterns see at most:
+/// all of it when shorter, else its head and tail, half each (instructions sit at either end of
+/// long pastes).
+pub const PATTERN_WINDOW: usize = 16 << 10;
+
 /// The most counted signals a policy may hold.
 pub(crate) const MAX_COUNTED: usize = 8;
 
@@ -55,6 +60,76 @@ pub(crate) struct Matches {
 thread_local! {
     /// Reused by every match on this thread, so matching allocates nothing.
     static MATCHED: RefCell<PatternSet> = RefCell::new(PatternSet::new(MAX_PATTERNS));
+}
+
+/// Whether a pattern is costly on the hot path: it has a large bounded repetition and its
+/// automaton keeps building states on ordinary text (a fixed probe of words, digits and
+/// punctuation, as long as the window patterns see). Patterns without such a repetition are
+/// not probed.
+pub(crate) fn is_costly(pattern: &str) -> bool {
+    /// Bounded repetitions up to this count are cheap whatever they repeat.
+    const SMALL_COUNT: u32 = 16;
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return false;
+    };
+    if !has_large_count(&hir, SMALL_COUNT) {
+        return false;
+    }
+    // Ordinary patterns settle into a few dozen states; a costly one builds one for most bytes
+    // (or gives up on the text, which is as slow).
+    let text = probe();
+    union::states_built(pattern, REGEX_SIZE_LIMIT * 8, text).is_none_or(|n| n > text.len() / 16)
+}
+
+/// Whether `hir` holds a repetition whose bound (its maximum, or its minimum when unbounded)
+/// is above `small`.
+fn has_large_count(hir: &regex_syntax::hir::Hir, small: u32) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Repetition(r) => r.max.unwrap_or(r.min) > small || has_large_count(&r.sub, small),
+        HirKind::Capture(c) => has_large_count(&c.sub, small),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            hs.iter().any(|h| has_large_count(h, small))
+        }
+        _ => false,
+    }
+}
+
+/// Ordinary text for probing, as long as the window patterns see: words of letters and digits
+/// with spaces, punctuation and line breaks, then a run of letters and digits without a break
+/// (as a pasted key, hash or base64 blob is), from a fixed generator.
+fn probe() -> &'static [u8] {
+    static PROBE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| {
+        let mut x: u32 = 0x2545_F491;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let alphabet = b"etaoinshrdlucmfwypvbgkqjxzETAOINSX0123456789";
+        let letter = |next: &mut dyn FnMut() -> u32| {
+            let i = (next() as usize) % alphabet.len();
+            alphabet.get(i).copied().unwrap_or(b'e')
+        };
+        let mut text = Vec::with_capacity(PATTERN_WINDOW);
+        while text.len() < PATTERN_WINDOW / 2 {
+            for _ in 0..1 + next() % 12 {
+                text.push(letter(&mut next));
+            }
+            text.push(match next() % 16 {
+                0 => b'.',
+                1 => b',',
+                2 => b'\n',
+                _ => b' ',
+            });
+        }
+        while text.len() < PATTERN_WINDOW {
+            text.push(letter(&mut next));
+        }
+        text
+    })
 }
 
 impl Patterns {
@@ -144,5 +219,21 @@ impl Patterns {
                 re.which_overlapping_matches(&input, &mut set);
                 bits(&set)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_bounded_repetitions_that_outgrow_the_cache_are_costly() {
+        assert!(is_costly(r"(?-u:\w){0,300}X(?-u:\w){300}"));
+        // Small counts, or none, are not probed; large counts that stay small are not costly.
+        assert!(!is_costly(r"(?-u:\w){0,3}X"));
+        assert!(!is_costly(
+            r"(?i)(?-u:\b)(step[- ]by[- ]step|prove)(?-u:\b)"
+        ));
+        assert!(!is_costly(r"a{1000}"));
     }
 }

@@ -118,6 +118,38 @@ impl Union {
     }
 }
 
+/// How many states `pattern`'s lazy DFA has to build while walking `text` to its end (as it
+/// would on a request that never matches); `None` when it cannot be built or gives up. A
+/// pattern whose DFA keeps building states, rather than reusing the few it has, costs a state
+/// construction per byte on every request: large bounded repetitions (`\w{0,300}X\w{300}`)
+/// need a state for every count.
+pub(crate) fn states_built(pattern: &str, nfa_size_limit: usize, text: &[u8]) -> Option<usize> {
+    let dfa = DFA::builder()
+        .configure(
+            DFA::config()
+                .match_kind(MatchKind::All)
+                .unicode_word_boundary(true)
+                .minimum_cache_clear_count(Some(3)),
+        )
+        .thompson(thompson::Config::new().nfa_size_limit(Some(nfa_size_limit)))
+        .build(pattern)
+        .ok()?;
+    let mut cache = dfa.create_cache();
+    let mut sid = dfa
+        .start_state_forward(&mut cache, &Input::new(text))
+        .ok()?;
+    let mut seen = std::collections::HashSet::new();
+    for &b in text {
+        sid = dfa.next_state(&mut cache, sid, b).ok()?;
+        if sid.is_quit() {
+            return None;
+        }
+        seen.insert(sid);
+    }
+    let built = seen.len();
+    Some(built)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

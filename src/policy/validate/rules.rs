@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::Checker;
 use crate::diagnostic::DiagnosticKind as K;
 use crate::features::{Target, TargetKind};
-use crate::patterns::{MAX_COUNTED, REGEX_SIZE_LIMIT};
+use crate::patterns::{self, MAX_COUNTED, REGEX_SIZE_LIMIT};
 use crate::policy::raw::{
     Name, RawClassifier, RawPolicy, RawRule, RawSaturating, UnknownTenants, span_of,
 };
@@ -43,6 +43,13 @@ impl Checker<'_> {
                 if unicode_boundary {
                     let msg = "`\\b` here is a Unicode word boundary, which makes matching many times slower on \
                                non-ASCII text; write `(?-u:\\b)` for an ASCII one"
+                        .to_owned();
+                    self.warn(K::SlowPattern, span_of(p), path.clone(), msg);
+                }
+                if patterns::is_costly(p.get_ref()) {
+                    let msg = "a large bounded repetition makes this pattern's automaton build a new state \
+                               for most bytes of ordinary text, which can cost hundreds of milliseconds \
+                               per request; bound it by far fewer repeats, or use `+`/`*`"
                         .to_owned();
                     self.warn(K::SlowPattern, span_of(p), path, msg);
                 }
