@@ -32,7 +32,8 @@ pub use error::{ErrorCode, RouteError};
 pub use features::{Complexity, Mode, RequestFeatures, Target};
 pub use patterns::PATTERN_WINDOW;
 pub use policy::{
-    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, Loaded, MAX_FALLBACKS, PINNED_PREFIX, PolicyError,
+    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, LoadOptions, Loaded, MAX_FALLBACKS, PINNED_PREFIX,
+    PolicyError,
 };
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};

@@ -241,13 +241,10 @@ fn error_json(e: &fluxroute::RouteError) -> Value {
 fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {
     let mut failed = false;
     for path in files {
-        let diagnostics = match std::fs::read_to_string(path) {
-            Ok(text) => CompiledPolicy::validate(&text, &path.display().to_string()),
-            Err(e) => {
-                eprintln!("{}: error[io]: cannot read policy: {e}", path.display());
-                failed = true;
-                continue;
-            }
+        // Read as the library reads policies: regular files only, with a size bound.
+        let diagnostics = match CompiledPolicy::from_file(path) {
+            Ok(loaded) => loaded.warnings,
+            Err(e) => e.diagnostics().to_vec(),
         };
         let errors = diagnostics
             .iter()

@@ -22,9 +22,10 @@ struct Stamp(Option<(Option<SystemTime>, u64)>);
 impl Stamp {
     fn of(path: &Path) -> Stamp {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        Stamp(std::fs::read(path).ok().map(|bytes| {
+        // Bounded, regular files only: as a reload would read it.
+        Stamp(crate::policy::read_bounded(path).ok().map(|text| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            bytes.hash(&mut h);
+            text.hash(&mut h);
             (modified, h.finish())
         }))
     }

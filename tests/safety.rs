@@ -514,3 +514,106 @@ fn a_pattern_whose_automaton_keeps_growing_is_warned_about() {
     assert_eq!(warning_kinds(&with(r"(?-u:\w){2,8}ing(?-u:\b)")), []);
     assert_eq!(warning_kinds(&with(r"(?-u:\w)+X")), []);
 }
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fluxroute-safety-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn io_message(path: &std::path::Path) -> String {
+    let err = CompiledPolicy::from_file(path).unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.kind.as_str(), "io", "{err}");
+    d.message.clone()
+}
+
+#[test]
+fn policy_files_are_regular_files_of_bounded_size() {
+    assert!(io_message(std::path::Path::new("/dev/zero")).contains("not a regular file"));
+    let dir = temp_dir("bounded");
+    // A FIFO would block the reader until a writer came: it is refused without opening it.
+    let fifo = dir.join("policy.fifo");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(io_message(&fifo).contains("not a regular file"));
+    } else {
+        println!("skipped the FIFO case: no mkfifo");
+    }
+    let big = dir.join("big.toml");
+    std::fs::write(&big, format!("# {}\n", "x".repeat(17 << 20))).unwrap();
+    assert!(io_message(&big).contains("limit"), "{}", io_message(&big));
+    let huge = format!("# {}\n", "x".repeat(17 << 20));
+    assert!(CompiledPolicy::from_toml(&huge, "huge.toml").is_err());
+}
+
+#[test]
+fn a_catalog_must_lie_beside_its_policy_unless_the_caller_allows_otherwise() {
+    let root = temp_dir("catalogs");
+    let inner = root.join("policies");
+    std::fs::create_dir_all(&inner).unwrap();
+    let catalog = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/catalogs/frontier.toml"
+    ))
+    .unwrap();
+    std::fs::write(root.join("outside.toml"), &catalog).unwrap();
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/with-catalog.toml"
+    ))
+    .unwrap();
+    let outside = inner.join("outside.toml");
+    std::fs::write(
+        &outside,
+        policy.replace("catalogs/frontier.toml", "../outside.toml"),
+    )
+    .unwrap();
+    let message = io_message(&outside);
+    assert!(
+        message.contains("outside the policy's directory"),
+        "{message}"
+    );
+    // The same through an absolute path to a system file: refused before it is read, so
+    // nothing of it is quoted.
+    let passwd = inner.join("passwd.toml");
+    std::fs::write(
+        &passwd,
+        policy.replace("catalogs/frontier.toml", "/etc/passwd"),
+    )
+    .unwrap();
+    assert!(!io_message(&passwd).contains("root"));
+    // The caller may allow it.
+    let mut options = fluxroute::LoadOptions::default();
+    options.catalog_anywhere = true;
+    assert!(CompiledPolicy::from_file_with(&outside, options).is_ok());
+}
+
+#[test]
+fn rules_and_their_lists_are_bounded() {
+    let base = two_tiers((0.15, 0.6), (3.0, 15.0), None, true);
+    let tags: Vec<String> = (0..65).map(|i| format!("\"t{i}\"")).collect();
+    let text = format!(
+        "{base}[[rules]]\nname = \"r\"\ntags = [{}]\nmodels = [\"a\"]\n",
+        tags.join(", ")
+    );
+    let err = CompiledPolicy::from_toml(&text, "p.toml").unwrap_err();
+    assert!(
+        err.diagnostics().iter().any(|d| d.path == "rules[0].tags"),
+        "{err}"
+    );
+    let mut many = base.clone();
+    for i in 0..1025 {
+        many += &format!("[[rules]]\nname = \"r{i}\"\nmin_prompt_tokens = {i}\nmodels = [\"a\"]\n");
+    }
+    let err = CompiledPolicy::from_toml(&many, "p.toml").unwrap_err();
+    assert!(
+        err.diagnostics()
+            .iter()
+            .any(|d| d.path == "rules" && d.message.contains("at most 1024")),
+        "{err}"
+    );
+}

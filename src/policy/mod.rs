@@ -17,6 +17,8 @@ use crate::features::{Target, TargetKind};
 use crate::patterns::Patterns;
 use crate::suggest::Names;
 
+#[cfg(feature = "watch")]
+pub(crate) use raw::read_bounded;
 pub(crate) use table::{
     Action, Alias, Allowed, Classifier, Limits, Model, Rule, Signal, Tenant, Tier,
 };
@@ -112,6 +114,24 @@ impl fmt::Display for PolicyError {
     }
 }
 
+/// How a policy is loaded.
+///
+/// ```
+/// use fluxroute::{CompiledPolicy, LoadOptions};
+/// let mut options = LoadOptions::default();
+/// options.catalog_anywhere = true;
+/// let loaded = CompiledPolicy::from_toml_with(fluxroute::EMBEDDED_POLICY, "default.toml", options)?;
+/// assert_eq!(loaded.policy.name(), "default");
+/// # Ok::<(), fluxroute::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Let a `catalog` include name a file outside the policy's directory (`../shared.toml`,
+    /// an absolute path). Off by default, so a policy cannot make the engine read any file.
+    pub catalog_anywhere: bool,
+}
+
 /// A policy that loaded, with the warnings found on the way.
 #[derive(Debug)]
 pub struct Loaded {
@@ -132,7 +152,16 @@ impl CompiledPolicy {
     /// # Ok::<(), fluxroute::PolicyError>(())
     /// ```
     pub fn from_toml(text: &str, origin: &str) -> Result<Loaded, PolicyError> {
-        let (policy, diagnostics) = check(Source::new(origin, text));
+        Self::from_toml_with(text, origin, LoadOptions::default())
+    }
+
+    /// [`CompiledPolicy::from_toml`] with options.
+    pub fn from_toml_with(
+        text: &str,
+        origin: &str,
+        options: LoadOptions,
+    ) -> Result<Loaded, PolicyError> {
+        let (policy, diagnostics) = check(Source::new(origin, text), options);
         match policy {
             Some(policy) => Ok(Loaded {
                 policy,
@@ -142,10 +171,15 @@ impl CompiledPolicy {
         }
     }
 
-    /// Reads and compiles a policy file.
+    /// Reads and compiles a policy file: a regular file of at most 16 MiB.
     pub fn from_file(path: &Path) -> Result<Loaded, PolicyError> {
+        Self::from_file_with(path, LoadOptions::default())
+    }
+
+    /// [`CompiledPolicy::from_file`] with options.
+    pub fn from_file_with(path: &Path, options: LoadOptions) -> Result<Loaded, PolicyError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = raw::read_bounded(path).map_err(|e| {
             PolicyError::new(vec![Diagnostic {
                 severity: Severity::Error,
                 kind: DiagnosticKind::Io,
@@ -156,12 +190,12 @@ impl CompiledPolicy {
                 path: String::new(),
             }])
         })?;
-        Self::from_toml(&text, &origin)
+        Self::from_toml_with(&text, &origin, options)
     }
 
     /// Every diagnostic (errors and warnings) of a policy, without keeping the compiled table.
     pub fn validate(text: &str, origin: &str) -> Vec<Diagnostic> {
-        check(Source::new(origin, text)).1
+        check(Source::new(origin, text), LoadOptions::default()).1
     }
 
     /// The embedded default policy (`policies/default.toml`).
@@ -232,8 +266,8 @@ impl CompiledPolicy {
 /// Parses, validates and compiles a policy; returns the compiled table when no diagnostic is
 /// an error, and every diagnostic: errors first, then warnings, each in file order (the
 /// policy's own file before an included catalog).
-fn check(mut src: Source) -> (Option<CompiledPolicy>, Vec<Diagnostic>) {
-    let (raw, included) = match raw::parse_policy(&mut src) {
+fn check(mut src: Source, options: LoadOptions) -> (Option<CompiledPolicy>, Vec<Diagnostic>) {
+    let (raw, included) = match raw::parse_policy(&mut src, options.catalog_anywhere) {
         Ok(parsed) => parsed,
         Err(d) => return (None, vec![d]),
     };

@@ -272,13 +272,51 @@ pub(crate) struct RawTenant {
 /// Parses a policy and the catalog it names, if any, whose models are put before the policy's
 /// own. Returns the raw policy and the errors the include found (an alias both files define;
 /// the policy's own is kept); a file that cannot be read or parsed is the one error.
-pub(crate) fn parse_policy(src: &mut Source) -> Result<(RawPolicy, Vec<Diagnostic>), Diagnostic> {
+pub(crate) fn parse_policy(
+    src: &mut Source,
+    catalog_anywhere: bool,
+) -> Result<(RawPolicy, Vec<Diagnostic>), Diagnostic> {
+    if src.text().len() > MAX_FILE_BYTES {
+        let msg = format!(
+            "the policy is {} bytes, above the limit of {MAX_FILE_BYTES}",
+            src.text().len()
+        );
+        return Err(src.diagnostic(Severity::Error, K::Io, None, "", msg));
+    }
     let mut raw: RawPolicy = parse(src, src.text(), 0)?;
     let mut found = Vec::new();
     if let Some(name) = raw.policy.catalog.clone() {
-        found = include_catalog(src, &mut raw, &name)?;
+        found = include_catalog(src, &mut raw, &name, catalog_anywhere)?;
     }
     Ok((raw, found))
+}
+
+/// The largest policy or catalog file read, in bytes.
+pub(crate) const MAX_FILE_BYTES: usize = 16 << 20;
+
+/// Reads a policy or catalog file: a regular file (not a device such as `/dev/zero`, nor a FIFO
+/// that would block) of at most [`MAX_FILE_BYTES`], read with that bound whatever its size
+/// claims.
+pub(crate) fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Error, Read};
+    let not_regular = || Error::other("not a regular file");
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Error::other(format!(
+            "larger than the limit of {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(text)
 }
 
 /// Parses TOML text whose spans start at `offset` in `src`; a failure is one `syntax` diagnostic.
@@ -306,15 +344,34 @@ fn include_catalog(
     src: &mut Source,
     raw: &mut RawPolicy,
     name: &Name,
+    anywhere: bool,
 ) -> Result<Vec<Diagnostic>, Diagnostic> {
     let dir = std::path::Path::new(src.origin())
         .parent()
-        .unwrap_or(std::path::Path::new(""));
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let path = dir.join(name.get_ref());
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        let msg = format!("cannot read catalog {}: {e}", path.display());
+    let io_error = |src: &Source, msg: String| {
         src.diagnostic(Severity::Error, K::Io, span_of(name), "policy.catalog", msg)
-    })?;
+    };
+    // The catalog must lie inside the policy's directory (after links are followed), so a
+    // policy cannot make the engine read, and quote, any file the process can read.
+    if !anywhere {
+        let inside = match (path.canonicalize(), dir.canonicalize()) {
+            (Ok(file), Ok(dir)) => file.starts_with(dir),
+            _ => true, // Reading it reports what is wrong.
+        };
+        if !inside {
+            let msg = format!(
+                "catalog `{}` lies outside the policy's directory; a caller may allow that \
+                 with `LoadOptions::catalog_anywhere`",
+                name.get_ref()
+            );
+            return Err(io_error(src, msg));
+        }
+    }
+    let text = read_bounded(&path)
+        .map_err(|e| io_error(src, format!("cannot read catalog {}: {e}", path.display())))?;
     let offset = src.include(&path.display().to_string(), &text);
     let catalog: RawCatalog = parse(src, &text, offset)?;
     let catalog = catalog.shifted(offset);

@@ -14,6 +14,13 @@ use crate::policy::raw::{
 };
 use crate::policy::{AUTO_ALIAS, Action, Allowed, Classifier, Model, Rule, Signal, Tenant};
 
+/// The most rules a policy may hold.
+const MAX_RULES: usize = 1024;
+/// The most tags, or tenants, one rule may list: each request compares them with its own.
+const MAX_RULE_LIST: usize = 64;
+/// The most tenants a policy may declare.
+const MAX_TENANTS: usize = 100_000;
+
 /// How far classifier weights may sum from 1.
 const WEIGHT_TOLERANCE: f64 = 1e-6;
 
@@ -179,8 +186,19 @@ impl Checker<'_> {
     ) -> Vec<Rule> {
         let mut out: Vec<Rule> = Vec::new();
         let mut seen = HashSet::new();
+        if raw.rules.len() > MAX_RULES {
+            // Every rule is tried on every request: their number is its cost.
+            let msg = format!("at most {MAX_RULES} rules, got {}", raw.rules.len());
+            self.error(K::InvalidValue, None, "rules".into(), msg);
+        }
         for (i, r) in raw.rules.iter().enumerate() {
             let path = |f: &str| format!("rules[{i}].{f}");
+            for (what, n) in [("tags", r.tags.len()), ("tenants", r.tenants.len())] {
+                if n > MAX_RULE_LIST {
+                    let msg = format!("at most {MAX_RULE_LIST} {what} in a rule, got {n}");
+                    self.error(K::InvalidValue, span_of(&r.name), path(what), msg);
+                }
+            }
             if !seen.insert(r.name.get_ref().as_str()) || r.name.get_ref().is_empty() {
                 let msg = format!("duplicate or empty rule name `{}`", r.name.get_ref());
                 self.error(K::Duplicate, span_of(&r.name), path("name"), msg);
@@ -444,6 +462,10 @@ impl Checker<'_> {
         index: &Index<'_>,
     ) -> HashMap<Box<str>, Tenant> {
         let mut out = HashMap::new();
+        if raw.tenants.len() > MAX_TENANTS {
+            let msg = format!("at most {MAX_TENANTS} tenants, got {}", raw.tenants.len());
+            self.error(K::InvalidValue, None, "tenants".into(), msg);
+        }
         for (name, t) in &raw.tenants {
             let base = format!("tenants.\"{}\"", name.get_ref());
             self.header_safe(name, &base, "tenant name");
