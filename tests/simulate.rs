@@ -492,3 +492,26 @@ fn an_overlong_line_is_skipped_and_counted_without_reading_it_whole() {
     assert_eq!(out[1]["decision"]["model"], "tiny");
     assert_eq!(out[2]["error"]["code"], "request_too_large");
 }
+
+#[test]
+fn out_of_range_usage_and_quality_are_malformed_not_summed() {
+    let log = [
+        r#"{"id": "ok", "request": {"model": "flux-pinned-mid", "messages": [{"role": "user", "content": "hi"}]}, "quality": {"mid": 0.5}}"#,
+        r#"{"id": "huge", "request": {"model": "flux-pinned-mid", "messages": [{"role": "user", "content": "hi"}]}, "quality": {"mid": 1e308}}"#,
+        r#"{"id": "tokens", "request": {"model": "flux-pinned-tiny", "messages": [{"role": "user", "content": "hi"}]}, "usage": {"prompt_tokens": 18446744073709551615, "completion_tokens": 1}}"#,
+    ]
+    .join("\n");
+    let (s, _) = run(&edge(), &log);
+    assert_eq!(s["ignored_fields"]["quality"], 1);
+    assert_eq!(s["ignored_fields"]["usage"], 1);
+    assert_eq!(s["quality"]["mean"], 0.5);
+    assert!(s["estimated_cost_usd"].as_f64().unwrap() < 1.0, "{}", s["estimated_cost_usd"]);
+}
+
+#[test]
+fn a_policy_may_not_buffer_bodies_past_64_mib() {
+    let text = fluxroute::EMBEDDED_POLICY.replace("max_body_bytes = 16777216", "max_body_bytes = 4294967295");
+    let err = CompiledPolicy::from_toml(&text, "p.toml").unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!((d.kind.as_str(), d.path.as_str()), ("invalid_value", "limits.max_body_bytes"), "{err}");
+}

@@ -15,6 +15,13 @@ const BATCH: usize = 8192;
 /// A batch also ends once its lines hold this many bytes, so logs of large bodies stay flat too.
 const BATCH_BYTES: usize = 64 << 20;
 
+/// The largest quality label read (in absolute value): scores are 0..1 or a judge's scale, and
+/// a label past this (1e308, say) would poison every sum it enters. Larger ones make the
+/// record's `quality` malformed.
+const MAX_QUALITY: f64 = 1e6;
+/// The most tokens a `usage` count may claim; more make the record's `usage` malformed.
+const MAX_USAGE_TOKENS: u64 = u32::MAX as u64;
+
 /// One log line as a record: a bare request body, or `{"id", "request", "quality"?,
 /// "usage"?}`.
 pub(super) struct Record<'t> {
@@ -73,8 +80,11 @@ impl<'t> Record<'t> {
             ),
         };
         let quality = quality.map_or_else(Vec::new, |q| {
-            serde_json::from_str::<BTreeMap<String, f64>>(q.get()).map_or_else(
-                |_| {
+            let parsed = serde_json::from_str::<BTreeMap<String, f64>>(q.get())
+                .ok()
+                .filter(|m| m.values().all(|q| q.is_finite() && q.abs() <= MAX_QUALITY));
+            parsed.map_or_else(
+                || {
                     ignored.push("quality");
                     Vec::new()
                 },
@@ -82,7 +92,9 @@ impl<'t> Record<'t> {
             )
         });
         let usage = usage.and_then(|u| {
-            let parsed = serde_json::from_str::<Usage>(u.get()).ok();
+            let parsed = serde_json::from_str::<Usage>(u.get()).ok().filter(|u| {
+                u.prompt_tokens <= MAX_USAGE_TOKENS && u.completion_tokens <= MAX_USAGE_TOKENS
+            });
             if parsed.is_none() {
                 ignored.push("usage");
             }

@@ -25,6 +25,8 @@ use crate::suggest::Names;
 pub(crate) const MAX_MODELS: usize = u16::MAX as usize;
 /// The most tiers a policy may hold: rule scopes are a `u64`.
 const MAX_TIERS: usize = 64;
+/// The largest `limits.max_body_bytes` a policy may set.
+const MAX_BODY_BYTES: u32 = 64 << 20;
 /// The longest model id, alias, tenant or policy name, in bytes.
 pub(crate) const MAX_NAME: usize = 256;
 
@@ -250,7 +252,13 @@ impl Checker<'_> {
 
     fn limits(&mut self, raw: &RawPolicy) -> Limits {
         let l = &raw.limits;
-        let max_body = self.count(&l.max_body_bytes, "limits.max_body_bytes");
+        let mut max_body = self.count(&l.max_body_bytes, "limits.max_body_bytes");
+        if max_body > MAX_BODY_BYTES {
+            // A body is buffered whole (and a simulation line with it): the cap bounds memory.
+            let expected = format!("at most {MAX_BODY_BYTES} (64 MiB)");
+            self.out_of_range(&l.max_body_bytes, "limits.max_body_bytes", &expected, max_body);
+            max_body = MAX_BODY_BYTES;
+        }
         let margin = self.unit(&l.context_margin, "limits.context_margin");
         Limits {
             max_body_bytes: max_body as usize,
