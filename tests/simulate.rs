@@ -505,13 +505,22 @@ fn out_of_range_usage_and_quality_are_malformed_not_summed() {
     assert_eq!(s["ignored_fields"]["quality"], 1);
     assert_eq!(s["ignored_fields"]["usage"], 1);
     assert_eq!(s["quality"]["mean"], 0.5);
-    assert!(s["estimated_cost_usd"].as_f64().unwrap() < 1.0, "{}", s["estimated_cost_usd"]);
+    assert!(
+        s["estimated_cost_usd"].as_f64().unwrap() < 1.0,
+        "{}",
+        s["estimated_cost_usd"]
+    );
 }
 
 #[test]
 fn a_policy_may_not_buffer_bodies_past_64_mib() {
-    let text = fluxroute::EMBEDDED_POLICY.replace("max_body_bytes = 16777216", "max_body_bytes = 4294967295");
+    let text = fluxroute::EMBEDDED_POLICY
+        .replace("max_body_bytes = 16777216", "max_body_bytes = 4294967295");
     let err = CompiledPolicy::from_toml(&text, "p.toml").unwrap_err();
     let d = &err.diagnostics()[0];
-    assert_eq!((d.kind.as_str(), d.path.as_str()), ("invalid_value", "limits.max_body_bytes"), "{err}");
+    assert_eq!(
+        (d.kind.as_str(), d.path.as_str()),
+        ("invalid_value", "limits.max_body_bytes"),
+        "{err}"
+    );
 }

@@ -43,6 +43,59 @@ pub(super) struct LineResult {
     pub ignored: Vec<&'static str>,
 }
 
+/// Records of an evaluation set kept exactly up to this many (24 MiB), then by score bucket.
+const EXACT_RECORDS: usize = 1 << 20;
+/// Score buckets once the set is too long to keep whole: 65,536 over [0, 1] (2 MiB), so the
+/// curve's error is at most the records of one bucket at each point.
+const BUCKETS: usize = 1 << 16;
+
+/// The evaluation set for the trade-off: `(score, quality of the pair's first model, of its
+/// second)` per record, or once that grows past [`EXACT_RECORDS`], `(bucket score, records,
+/// first's quality sum, second's quality sum)` per score bucket: memory stays flat whatever
+/// the log's length.
+#[derive(Debug)]
+enum PairSet {
+    Exact(Vec<(f64, f64, f64)>),
+    Bucketed(Vec<(f64, u64, f64, f64)>),
+}
+
+impl PairSet {
+    fn push(&mut self, score: f64, first: f64, second: f64) {
+        if let PairSet::Exact(records) = self
+            && records.len() >= EXACT_RECORDS
+        {
+            let mut groups: Vec<(f64, u64, f64, f64)> = (0..BUCKETS)
+                .map(|b| (b as f64 / (BUCKETS - 1) as f64, 0, 0.0, 0.0))
+                .collect();
+            for &(s, a, b) in records.iter() {
+                Self::add(&mut groups, s, a, b);
+            }
+            *self = PairSet::Bucketed(groups);
+        }
+        match self {
+            PairSet::Exact(records) => records.push((score, first, second)),
+            PairSet::Bucketed(groups) => Self::add(groups, score, first, second),
+        }
+    }
+
+    fn add(groups: &mut [(f64, u64, f64, f64)], score: f64, first: f64, second: f64) {
+        let at = (score.clamp(0.0, 1.0) * (BUCKETS - 1) as f64).round() as usize;
+        if let Some(g) = groups.get_mut(at) {
+            g.1 += 1;
+            g.2 += first;
+            g.3 += second;
+        }
+    }
+
+    /// The quality sums of the pair's first and second model.
+    fn sums(&self) -> (f64, f64) {
+        match self {
+            PairSet::Exact(r) => r.iter().fold((0.0, 0.0), |(a, b), r| (a + r.1, b + r.2)),
+            PairSet::Bucketed(g) => g.iter().fold((0.0, 0.0), |(a, b), g| (a + g.2, b + g.3)),
+        }
+    }
+}
+
 /// Per-model totals.
 #[derive(Debug, Clone, Copy, Default)]
 struct ModelTally {
@@ -209,9 +262,8 @@ pub struct Report {
     ignored: BTreeMap<&'static str, u64>,
     /// The two models of an evaluation set, in the order the first record lists them.
     pair: Option<(String, String)>,
-    /// (score, quality of the pair's first model, of its second) per record labelled for
-    /// exactly the pair.
-    pair_set: Vec<(f64, f64, f64)>,
+    /// The evaluation set for the trade-off, bounded in memory.
+    pair_set: PairSet,
     pair_broken: bool,
     tradeoff: Option<Tradeoff>,
 }
@@ -226,7 +278,7 @@ impl Report {
             error_lines: Vec::new(),
             ignored: BTreeMap::new(),
             pair: None,
-            pair_set: Vec::new(),
+            pair_set: PairSet::Exact(Vec::new()),
             pair_broken: false,
             tradeoff: None,
         }
@@ -275,32 +327,34 @@ impl Report {
         }
         // Records that fail classification or routing have no score: the router never saw them.
         if let Ok(s) = &r.primary {
-            self.pair_set.push((f64::from(s.score), *q1, *q2));
+            self.pair_set.push(f64::from(s.score), *q1, *q2);
         }
     }
 
     pub(super) fn finish(&mut self) {
+        let set = std::mem::replace(&mut self.pair_set, PairSet::Exact(Vec::new()));
         if self.pair_broken {
-            self.pair_set = Vec::new();
             return;
         }
         let Some((m1, m2)) = &self.pair else { return };
         // The strong model is the one with the higher mean quality over the set.
-        let n = self.pair_set.len().max(1) as f64;
-        let (q1, q2) = self
-            .pair_set
-            .iter()
-            .fold((0.0, 0.0), |(a, b), r| (a + r.1, b + r.2));
-        let (weak, strong, set): (&str, &str, Vec<(f64, f64, f64)>) = if q2 / n >= q1 / n {
-            (m1, m2, std::mem::take(&mut self.pair_set))
-        } else {
-            (
-                m2,
-                m1,
-                self.pair_set.drain(..).map(|(s, a, b)| (s, b, a)).collect(),
-            )
+        let (q1, q2) = set.sums();
+        let swap = q2 < q1;
+        let (weak, strong) = if swap { (m2, m1) } else { (m1, m2) };
+        self.tradeoff = match set {
+            PairSet::Exact(mut records) => {
+                if swap {
+                    records.iter_mut().for_each(|r| *r = (r.0, r.2, r.1));
+                }
+                Tradeoff::new(weak, strong, &records, STEPS)
+            }
+            PairSet::Bucketed(mut groups) => {
+                if swap {
+                    groups.iter_mut().for_each(|g| *g = (g.0, g.1, g.3, g.2));
+                }
+                Tradeoff::from_groups(weak, strong, &groups, STEPS)
+            }
         };
-        self.tradeoff = Tradeoff::new(weak, strong, &set, STEPS);
     }
 
     /// Non-blank lines read.
@@ -470,5 +524,44 @@ impl Report {
             s.push_str(&t.to_table());
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the exact limit the set keeps a fixed number of buckets, and the curve stays
+    /// within the stated error of the exact one.
+    #[test]
+    fn a_long_evaluation_set_is_bucketed_and_its_curve_stays_close() {
+        let mut set = PairSet::Exact(Vec::new());
+        let mut exact = Vec::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..EXACT_RECORDS + EXACT_RECORDS / 4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let score = (x % 10_007) as f64 / 10_007.0;
+            // The strong model helps more often on high scores.
+            let weak = f64::from(u8::from(x.is_multiple_of(3)));
+            let strong = f64::from(u8::from((x >> 8) % 100 < 40 + (score * 50.0) as u64));
+            set.push(score, weak, strong);
+            exact.push((score, weak, strong));
+        }
+        let PairSet::Bucketed(groups) = &set else {
+            panic!("still exact after {} records", exact.len());
+        };
+        assert_eq!(groups.len(), BUCKETS);
+        let a = Tradeoff::new("w", "s", &exact, STEPS).unwrap();
+        let b = Tradeoff::from_groups("w", "s", groups, STEPS).unwrap();
+        assert_eq!(a.records, b.records);
+        assert!(
+            (a.apgr() - b.apgr()).abs() < 1e-3,
+            "{} {}",
+            a.apgr(),
+            b.apgr()
+        );
+        assert!(a.apgr() > 0.55, "{}", a.apgr());
     }
 }

@@ -103,6 +103,62 @@ impl Tradeoff {
         })
     }
 
+    /// The same sweep over groups of records that share a score bucket (`(score, records,
+    /// weak quality sum, strong quality sum)`), for logs too long to keep every record: records
+    /// of one group count as tied, and a share that splits a group takes the group's mean gain
+    /// for the records it sends. Each point then differs from the exact curve by at most the
+    /// gain of the records of the one group it splits.
+    pub(crate) fn from_groups(
+        weak: &str,
+        strong: &str,
+        groups: &[(f64, u64, f64, f64)],
+        steps: usize,
+    ) -> Option<Tradeoff> {
+        let n: u64 = groups.iter().map(|g| g.1).sum();
+        let steps = steps.max(1);
+        let nf = n as f64;
+        let weak_quality = groups.iter().map(|g| g.2).sum::<f64>() / nf;
+        let strong_quality = groups.iter().map(|g| g.3).sum::<f64>() / nf;
+        let gap = strong_quality - weak_quality;
+        if n == 0 || gap.abs() < 1e-12 || !gap.is_finite() {
+            return None;
+        }
+        let mut order: Vec<&(f64, u64, f64, f64)> = groups.iter().filter(|g| g.1 > 0).collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let gain_at = |calls: u64| {
+            let (mut left, mut gain) = (calls, 0.0);
+            for g in &order {
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(g.1);
+                gain += (g.3 - g.2) * take as f64 / g.1 as f64;
+                left -= take;
+            }
+            gain
+        };
+        let steps64 = steps as u64;
+        let points = (0..=steps64)
+            .map(|k| {
+                let strong_calls = (k * n + steps64 / 2) / steps64;
+                let quality = weak_quality + gain_at(strong_calls) / nf;
+                Point {
+                    strong_share: strong_calls as f64 / nf,
+                    quality,
+                    pgr: (quality - weak_quality) / gap,
+                }
+            })
+            .collect();
+        Some(Tradeoff {
+            weak: weak.to_owned(),
+            strong: strong.to_owned(),
+            records: usize::try_from(n).unwrap_or(usize::MAX),
+            weak_quality,
+            strong_quality,
+            points,
+        })
+    }
+
     /// Average PGR: the area under PGR over the share of strong calls (trapezoids). A random
     /// router scores 0.5.
     pub fn apgr(&self) -> f64 {
@@ -318,6 +374,42 @@ mod tests {
             .collect();
         let t = Tradeoff::new("w", "s", &set, 10).unwrap();
         assert!((t.apgr() - 0.5).abs() < 0.01, "{}", t.apgr());
+    }
+
+    #[test]
+    fn groups_of_one_record_give_the_exact_curve_and_buckets_stay_close() {
+        let exact_set = set(|i| (i % 7) as f64 / 7.0);
+        let exact = Tradeoff::new("w", "s", &exact_set, 10).unwrap();
+        // Distinct scores, one record a group: the same curve.
+        let distinct: Vec<(f64, f64, f64)> = (0..1000)
+            .map(|i| (f64::from(i) / 1000.0, f64::from(u8::from(i % 3 == 0)), 1.0))
+            .collect();
+        let groups: Vec<(f64, u64, f64, f64)> =
+            distinct.iter().map(|&(s, a, b)| (s, 1, a, b)).collect();
+        let a = Tradeoff::new("w", "s", &distinct, 10).unwrap();
+        let b = Tradeoff::from_groups("w", "s", &groups, 10).unwrap();
+        assert!(
+            (a.apgr() - b.apgr()).abs() < 1e-12,
+            "{} {}",
+            a.apgr(),
+            b.apgr()
+        );
+        // Seven score values as seven groups: within one group's gain per point.
+        let mut seven = [(0.0, 0u64, 0.0, 0.0); 7];
+        for &(s, w, st) in &exact_set {
+            let g = &mut seven[(s * 7.0).round() as usize];
+            *g = (s, g.1 + 1, g.2 + w, g.3 + st);
+        }
+        let grouped = Tradeoff::from_groups("w", "s", &seven, 10).unwrap();
+        assert_eq!(grouped.records, exact.records);
+        // Each point is off by at most the gain of the one group it splits, over all records.
+        let largest = seven.iter().map(|g| g.1).max().unwrap() as f64;
+        for (p, q) in exact.points.iter().zip(&grouped.points) {
+            assert!(
+                (p.quality - q.quality).abs() <= largest / 10.0 + 1e-9,
+                "{p:?} {q:?}"
+            );
+        }
     }
 
     #[test]

@@ -256,7 +256,12 @@ impl Checker<'_> {
         if max_body > MAX_BODY_BYTES {
             // A body is buffered whole (and a simulation line with it): the cap bounds memory.
             let expected = format!("at most {MAX_BODY_BYTES} (64 MiB)");
-            self.out_of_range(&l.max_body_bytes, "limits.max_body_bytes", &expected, max_body);
+            self.out_of_range(
+                &l.max_body_bytes,
+                "limits.max_body_bytes",
+                &expected,
+                max_body,
+            );
             max_body = MAX_BODY_BYTES;
         }
         let margin = self.unit(&l.context_margin, "limits.context_margin");
