@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::policy::PolicyError;
 use crate::router::{Reloaded, Router};
@@ -30,6 +30,9 @@ impl Stamp {
         }))
     }
 }
+
+/// How long files must hold still before [`Watcher::start`] loads them.
+const DEFAULT_QUIET: Duration = Duration::from_millis(500);
 
 /// A running watcher; dropping it (or calling [`Watcher::stop`]) ends the thread.
 ///
@@ -58,8 +61,8 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Watches `path` every `interval`; on a change, reloads `router` from it and passes the
-    /// outcome to `on_reload`.
+    /// Watches `path` every `interval`; on a change that has held still for half a second (or
+    /// `interval`, when longer), reloads `router` from it and passes the outcome to `on_reload`.
     pub fn start(
         router: Arc<Router>,
         path: impl Into<PathBuf>,
@@ -71,17 +74,38 @@ impl Watcher {
     }
 
     /// Like [`Watcher::start`], reloading from `policy` when any of `files` changes (list the
-    /// policy itself and, say, the catalog it includes).
+    /// policy itself and, say, the catalog it includes). A change is loaded once the files
+    /// have held still for half a second, or for `interval` when that is longer (see
+    /// [`Watcher::start_settled`]).
     pub fn start_with(
         router: Arc<Router>,
         policy: PathBuf,
         files: Vec<PathBuf>,
         interval: Duration,
+        on_reload: impl FnMut(Result<Reloaded, PolicyError>) + Send + 'static,
+    ) -> Watcher {
+        let quiet = interval.max(DEFAULT_QUIET);
+        Watcher::start_settled(router, policy, files, interval, quiet, on_reload)
+    }
+
+    /// Like [`Watcher::start_with`], reloading only once the files have stayed the same for
+    /// `quiet` (and across two polls at least): an editor or a copy writing the file in place,
+    /// in pieces, is never read half-written as long as its pauses are shorter than `quiet`.
+    /// Replacing the file atomically (write a new file, then rename it over the old one) needs
+    /// no quiet period at all, and is the way to deploy.
+    pub fn start_settled(
+        router: Arc<Router>,
+        policy: PathBuf,
+        files: Vec<PathBuf>,
+        interval: Duration,
+        quiet: Duration,
         mut on_reload: impl FnMut(Result<Reloaded, PolicyError>) + Send + 'static,
     ) -> Watcher {
         let (stop, stopped) = mpsc::channel::<()>();
         // Taken before returning, so a change made right after `start` is seen.
         let mut stamps: Vec<Stamp> = files.iter().map(|f| Stamp::of(f)).collect();
+        // The files as last seen while they were still changing, and since when they look so.
+        let mut changing: Option<(Vec<Stamp>, Instant)> = None;
         let thread = std::thread::spawn(move || {
             loop {
                 match stopped.recv_timeout(interval) {
@@ -89,9 +113,20 @@ impl Watcher {
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
                 let now: Vec<Stamp> = files.iter().map(|f| Stamp::of(f)).collect();
-                if now != stamps {
-                    stamps = now;
-                    on_reload(router.reload(&policy));
+                if now == stamps {
+                    changing = None;
+                    continue;
+                }
+                // A change is loaded once it has held still across polls for `quiet`.
+                match &changing {
+                    Some((seen, since)) if *seen == now => {
+                        if since.elapsed() >= quiet {
+                            stamps = now;
+                            changing = None;
+                            on_reload(router.reload(&policy));
+                        }
+                    }
+                    _ => changing = Some((now, Instant::now())),
                 }
             }
         });
