@@ -89,7 +89,8 @@ pub fn policy(data: &[u8]) {
             // can split it.
             for name in p.names().into_iter().take(16) {
                 let body = serde_json::json!({"model": name, "messages": [{"role": "user", "content": "hi"}]});
-                if let Ok(d) = p.route_body(body.to_string().as_bytes(), &CallerContext::default()) {
+                if let Ok(d) = p.route_body(body.to_string().as_bytes(), &CallerContext::default())
+                {
                     for (h, v) in d.headers() {
                         assert!(v.bytes().all(|b| b.is_ascii_graphic()), "{h}: {v:?}");
                     }

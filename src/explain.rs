@@ -27,8 +27,8 @@ impl CompiledPolicy {
     pub fn explain(&self, features: &RequestFeatures, ctx: &CallerContext<'_>) -> Value {
         // A tenant the policy denies is the reason for every candidate.
         let (tenant, denied) = match self.tenant_of(ctx) {
-            Ok(t) => (t, None),
-            Err(e) => (None, Some(e)),
+            Some(t) => (t, None),
+            None => (None, Some(reject::unknown_tenant(ctx))),
         };
         let cx = RoutingContext::new(self, features, ctx, tenant);
         let (scope, rules): (Vec<usize>, Vec<Value>) = match features.target.0 {

@@ -42,9 +42,9 @@ impl CompiledPolicy {
             ..CallerContext::default()
         };
         match self.tenant_of(&ctx) {
-            Err(_) => json!({"object": "list", "data": []}),
-            Ok(None) => self.list_models(),
-            Ok(Some(t)) => self.listing(
+            None => json!({"object": "list", "data": []}),
+            Some(None) => self.list_models(),
+            Some(Some(t)) => self.listing(
                 |target| t.names.as_ref().is_none_or(|n| n.contains(&target)),
                 |model| {
                     t.models

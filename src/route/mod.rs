@@ -43,7 +43,9 @@ impl CompiledPolicy {
         features: &RequestFeatures,
         ctx: &CallerContext<'_>,
     ) -> Result<Decision<'p>, RouteError> {
-        let tenant = self.tenant_of(ctx)?;
+        let Some(tenant) = self.tenant_of(ctx) else {
+            return Err(reject::unknown_tenant(ctx));
+        };
         if let Some(names) = tenant.and_then(|t| t.names.as_ref())
             && !names.contains(&features.target.0)
         {
@@ -63,15 +65,17 @@ impl CompiledPolicy {
     /// empty name is none), which is unrestricted unless the policy denies unknown tenants.
     /// Names match exactly: no trimming, no case folding.
     #[inline]
-    pub(crate) fn tenant_of(&self, ctx: &CallerContext<'_>) -> Result<Option<&Tenant>, RouteError> {
+    /// `None` when the policy denies the request's tenant (the error is
+    /// [`reject::unknown_tenant`], built only then).
+    pub(crate) fn tenant_of(&self, ctx: &CallerContext<'_>) -> Option<Option<&Tenant>> {
         let tenant = ctx
             .tenant
             .filter(|t| !t.is_empty())
             .and_then(|t| self.tenants.get(t));
         if tenant.is_none() && self.deny_unknown_tenants {
-            return Err(reject::unknown_tenant(ctx));
+            return None;
         }
-        Ok(tenant)
+        Some(tenant)
     }
 
     /// Classifies a body and routes it under this policy.
@@ -118,16 +122,7 @@ impl CompiledPolicy {
             };
             self.rule_candidates(cx, rule, &mut picks);
             if rule.restrict {
-                // Only the rule's models: no default chain behind them, no later rule.
-                let Some(first) = picks.list.first() else {
-                    return Err(reject::rule_rejected(
-                        cx,
-                        rule,
-                        self.rule_furthest(cx, rule),
-                    ));
-                };
-                let rule = DecidedBy::Rule(u32::try_from(ri).unwrap_or(u32::MAX));
-                return Ok(self.choice(cx, first, rule, &picks));
+                return self.restricted(cx, ri, rule, &picks);
             }
             if let Some(first) = picks.list.first() {
                 self.default_chain(cx, &mut picks);
@@ -159,6 +154,28 @@ impl CompiledPolicy {
             fallbacks: picks.list.without_first(),
             cost: self.models.get(model).map_or(0.0, |m| cx.cost(m)),
         }
+    }
+
+    /// The decision of a restricting rule: only its models, no default chain behind them and
+    /// no later rule. Out of line: the common path through `sized` stays as tight as without
+    /// restricting rules.
+    #[inline(never)]
+    fn restricted(
+        &self,
+        cx: &RoutingContext<'_, '_>,
+        index: usize,
+        rule: &Rule,
+        picks: &Picks,
+    ) -> Result<Choice, RouteError> {
+        let Some(first) = picks.list.first() else {
+            return Err(reject::rule_rejected(
+                cx,
+                rule,
+                self.rule_furthest(cx, rule),
+            ));
+        };
+        let decided = DecidedBy::Rule(u32::try_from(index).unwrap_or(u32::MAX));
+        Ok(self.choice(cx, first, decided, picks))
     }
 
     /// The furthest filter any model of a rule's action reached (for the error of a
