@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 /// memory flat.
 const BATCH: usize = 8192;
 /// A batch also ends once its lines hold this many bytes, so logs of large bodies stay flat too.
-const BATCH_BYTES: usize = 64 << 20;
+const BATCH_BYTES: usize = 16 << 20;
 
 /// The largest quality label read (in absolute value): scores are 0..1 or a judge's scale, and
 /// a label past this (1e308, say) would poison every sum it enters. Larger ones make the
