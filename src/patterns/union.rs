@@ -42,20 +42,7 @@ impl Union {
             64 => u64::MAX,
             _ => return None,
         };
-        let dfa = DFA::builder()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    // Built, then given up on non-ASCII text, rather than refused.
-                    .unicode_word_boundary(true)
-                    // A set whose states outgrow the cache gives up after a few clears, as
-                    // the meta regex's own lazy DFA does, instead of rebuilding states on
-                    // every byte.
-                    .minimum_cache_clear_count(Some(3)),
-            )
-            .thompson(thompson::Config::new().nfa_size_limit(Some(nfa_size_limit)))
-            .build_many(patterns)
-            .ok()?;
+        let dfa = builder(nfa_size_limit).build_many(patterns).ok()?;
         let owned = dfa.clone();
         let caches: Pool<Cache, NewCache> = Pool::new(Box::new(move || owned.create_cache()));
         Some(Union { dfa, caches, all })
@@ -118,22 +105,29 @@ impl Union {
     }
 }
 
+/// The lazy DFA's configuration, for the union and for probing one pattern alike.
+fn builder(nfa_size_limit: usize) -> regex_automata::hybrid::dfa::Builder {
+    let mut b = DFA::builder();
+    b.configure(
+        DFA::config()
+            .match_kind(MatchKind::All)
+            // Built, then given up on non-ASCII text, rather than refused.
+            .unicode_word_boundary(true)
+            // A set whose states outgrow the cache gives up after a few clears, as the meta
+            // regex's own lazy DFA does, instead of rebuilding states on every byte.
+            .minimum_cache_clear_count(Some(3)),
+    )
+    .thompson(thompson::Config::new().nfa_size_limit(Some(nfa_size_limit)));
+    b
+}
+
 /// How many states `pattern`'s lazy DFA has to build while walking `text` to its end (as it
 /// would on a request that never matches); `None` when it cannot be built or gives up. A
 /// pattern whose DFA keeps building states, rather than reusing the few it has, costs a state
 /// construction per byte on every request: large bounded repetitions (`\w{0,300}X\w{300}`)
 /// need a state for every count.
 pub(crate) fn states_built(pattern: &str, nfa_size_limit: usize, text: &[u8]) -> Option<usize> {
-    let dfa = DFA::builder()
-        .configure(
-            DFA::config()
-                .match_kind(MatchKind::All)
-                .unicode_word_boundary(true)
-                .minimum_cache_clear_count(Some(3)),
-        )
-        .thompson(thompson::Config::new().nfa_size_limit(Some(nfa_size_limit)))
-        .build(pattern)
-        .ok()?;
+    let dfa = builder(nfa_size_limit).build(pattern).ok()?;
     let mut cache = dfa.create_cache();
     let mut sid = dfa
         .start_state_forward(&mut cache, &Input::new(text))

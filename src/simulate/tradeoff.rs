@@ -46,6 +46,39 @@ pub struct Tradeoff {
     pub points: Vec<Point>,
 }
 
+/// The curve at `steps + 1` evenly spaced shares of strong calls over `n` records with the
+/// given mean qualities, where `gain_at(k)` is the quality gained by sending the `k`
+/// highest-scored records to the strong model.
+fn sweep(
+    weak: &str,
+    strong: &str,
+    (n, weak_quality, strong_quality): (u64, f64, f64),
+    steps: usize,
+    gain_at: impl Fn(u64) -> f64,
+) -> Tradeoff {
+    let gap = strong_quality - weak_quality;
+    let steps = steps as u64;
+    let points = (0..=steps)
+        .map(|k| {
+            let strong_calls = (k * n + steps / 2) / steps;
+            let quality = weak_quality + gain_at(strong_calls) / n as f64;
+            Point {
+                strong_share: strong_calls as f64 / n as f64,
+                quality,
+                pgr: (quality - weak_quality) / gap,
+            }
+        })
+        .collect();
+    Tradeoff {
+        weak: weak.to_owned(),
+        strong: strong.to_owned(),
+        records: usize::try_from(n).unwrap_or(usize::MAX),
+        weak_quality,
+        strong_quality,
+        points,
+    }
+}
+
 impl Tradeoff {
     /// Sweeps `steps + 1` evenly spaced shares of strong calls over `(score, weak, strong)`
     /// triples. Ties in score keep input order. `None` when the set is empty or the two models
@@ -81,26 +114,17 @@ impl Tradeoff {
             acc += set.get(i).map_or(0.0, |r| r.2 - r.1);
             gain.push(acc);
         }
-        let points = (0..=steps)
-            .map(|k| {
-                let strong_calls = (k * n + steps / 2) / steps;
-                let quality =
-                    weak_quality + gain.get(strong_calls).copied().unwrap_or(acc) / n as f64;
-                Point {
-                    strong_share: strong_calls as f64 / n as f64,
-                    quality,
-                    pgr: (quality - weak_quality) / gap,
-                }
-            })
-            .collect();
-        Some(Tradeoff {
-            weak: weak.to_owned(),
-            strong: strong.to_owned(),
-            records: n,
-            weak_quality,
-            strong_quality,
-            points,
-        })
+        let gain_at = |calls: u64| {
+            let at = usize::try_from(calls).unwrap_or(usize::MAX);
+            gain.get(at).copied().unwrap_or(acc)
+        };
+        Some(sweep(
+            weak,
+            strong,
+            (n as u64, weak_quality, strong_quality),
+            steps,
+            gain_at,
+        ))
     }
 
     /// The same sweep over groups of records that share a score bucket (`(score, records,
@@ -137,26 +161,13 @@ impl Tradeoff {
             }
             gain
         };
-        let steps64 = steps as u64;
-        let points = (0..=steps64)
-            .map(|k| {
-                let strong_calls = (k * n + steps64 / 2) / steps64;
-                let quality = weak_quality + gain_at(strong_calls) / nf;
-                Point {
-                    strong_share: strong_calls as f64 / nf,
-                    quality,
-                    pgr: (quality - weak_quality) / gap,
-                }
-            })
-            .collect();
-        Some(Tradeoff {
-            weak: weak.to_owned(),
-            strong: strong.to_owned(),
-            records: usize::try_from(n).unwrap_or(usize::MAX),
-            weak_quality,
-            strong_quality,
-            points,
-        })
+        Some(sweep(
+            weak,
+            strong,
+            (n, weak_quality, strong_quality),
+            steps,
+            gain_at,
+        ))
     }
 
     /// Average PGR: the area under PGR over the share of strong calls (trapezoids). A random
