@@ -9,15 +9,21 @@ use std::time::Duration;
 
 use fluxroute::{CompiledPolicy, EMBEDDED_POLICY, Router, Watcher};
 
-#[test]
-fn a_watcher_reloads_on_change_and_keeps_serving_on_a_bad_edit() {
-    let dir = std::env::temp_dir().join(format!("fluxroute-watch-{}", std::process::id()));
+/// A router serving the default policy from a file of its own, in a fresh folder.
+fn serving_a_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf, Arc<Router>) {
+    let dir = std::env::temp_dir().join(format!("fluxroute-watch-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.toml");
     std::fs::write(&path, EMBEDDED_POLICY).unwrap();
     let router = Arc::new(Router::new(
         CompiledPolicy::from_file(&path).unwrap().policy,
     ));
+    (dir, path, router)
+}
+
+#[test]
+fn a_watcher_reloads_on_change_and_keeps_serving_on_a_bad_edit() {
+    let (dir, path, router) = serving_a_file("reload");
     let first = router.load().fingerprint().to_owned();
     let (tx, rx) = mpsc::channel();
     let watcher = Watcher::start(router.clone(), &path, Duration::from_millis(20), move |r| {
@@ -61,13 +67,7 @@ fn a_watcher_reloads_on_change_and_keeps_serving_on_a_bad_edit() {
 #[test]
 fn a_policy_written_in_slow_chunks_is_loaded_only_when_whole() {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("fluxroute-watch-chunks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, EMBEDDED_POLICY).unwrap();
-    let router = Arc::new(Router::new(
-        CompiledPolicy::from_file(&path).unwrap().policy,
-    ));
+    let (dir, path, router) = serving_a_file("chunks");
     let first = router.load().fingerprint().to_owned();
     let edited = EMBEDDED_POLICY.replace("Cost-aware routing", "Cost-aware routing, rewritten");
     let want = CompiledPolicy::from_toml(&edited, "x")
