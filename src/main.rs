@@ -16,6 +16,16 @@ use serde_json::{Value, json};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Let a policy's `catalog` name a file outside the policy's directory.
+    #[arg(long, global = true)]
+    catalog_anywhere: bool,
+}
+
+/// How every policy of this run is loaded (set once from the command line).
+static LOAD: std::sync::OnceLock<fluxroute::LoadOptions> = std::sync::OnceLock::new();
+
+fn options() -> fluxroute::LoadOptions {
+    LOAD.get().copied().unwrap_or_default()
 }
 
 #[derive(Subcommand)]
@@ -138,6 +148,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let mut options = fluxroute::LoadOptions::default();
+    options.catalog_anywhere = cli.catalog_anywhere;
+    let _ = LOAD.set(options);
     let result = match cli.command {
         Command::Route(args) => route(&args),
         Command::Simulate(args) => simulate(&args),
@@ -166,7 +179,8 @@ fn load(path: Option<&Path>) -> Result<CompiledPolicy, Failure> {
     let Some(path) = path else {
         return Ok(CompiledPolicy::embedded());
     };
-    let loaded = CompiledPolicy::from_file(path).map_err(|e| Failure(e.to_string()))?;
+    let loaded =
+        CompiledPolicy::from_file_with(path, options()).map_err(|e| Failure(e.to_string()))?;
     for w in &loaded.warnings {
         eprintln!("{w}");
     }
@@ -242,7 +256,7 @@ fn check(files: &[PathBuf], deny_warnings: bool) -> u8 {
     let mut failed = false;
     for path in files {
         // Read as the library reads policies: regular files only, with a size bound.
-        let diagnostics = match CompiledPolicy::from_file(path) {
+        let diagnostics = match CompiledPolicy::from_file_with(path, options()) {
             Ok(loaded) => loaded.warnings,
             Err(e) => e.diagnostics().to_vec(),
         };

@@ -292,3 +292,51 @@ fn usage_errors_exit_1() {
     assert_eq!(run(&["check"], "").status.code(), Some(1));
     assert_eq!(run(&["--help"], "").status.code(), Some(0));
 }
+
+#[test]
+fn a_catalog_outside_the_policy_folder_needs_the_flag_and_tenants_list_their_own_models() {
+    let dir = std::env::temp_dir().join(format!("fluxroute-cli-catalog-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("policies/catalogs/frontier.toml"),
+        dir.join("cat.toml"),
+    )
+    .unwrap();
+    let policy = std::fs::read_to_string(root.join("policies/with-catalog.toml")).unwrap();
+    let path = dir.join("p/pol.toml");
+    std::fs::write(
+        &path,
+        policy.replace("catalogs/frontier.toml", "../cat.toml"),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let refused = run(&["check", path], "");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--catalog-anywhere"));
+    assert_eq!(
+        run(&["check", "--catalog-anywhere", path], "")
+            .status
+            .code(),
+        Some(0)
+    );
+    // `models --tenant`: the tenant's own listing.
+    let out = run(
+        &[
+            "models",
+            "--policy",
+            "policies/tenants.toml",
+            "--tenant",
+            "trial",
+        ],
+        "",
+    );
+    let listing = json(&out);
+    let ids: Vec<&str> = listing["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["flux-auto"]);
+}

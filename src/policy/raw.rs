@@ -363,8 +363,8 @@ fn include_catalog(
         };
         if !inside {
             let msg = format!(
-                "catalog `{}` lies outside the policy's directory; a caller may allow that \
-                 with `LoadOptions::catalog_anywhere`",
+                "catalog `{}` lies outside the policy's directory; allow that with \
+                 `--catalog-anywhere` (CLI) or `LoadOptions::catalog_anywhere`",
                 name.get_ref()
             );
             return Err(io_error(src, msg));
