@@ -61,12 +61,11 @@ impl CompiledPolicy {
         Ok(Decision::new(self, *features, choice))
     }
 
-    /// The declared tenant a request belongs to: `None` for an undeclared tenant or none (an
-    /// empty name is none), which is unrestricted unless the policy denies unknown tenants.
-    /// Names match exactly: no trimming, no case folding.
+    /// The declared tenant a request belongs to: `Some(None)` for an undeclared tenant or none
+    /// (an empty name is none), which is unrestricted; `None` when the policy denies such a
+    /// request (the error is [`reject::unknown_tenant`], built only then). Names match
+    /// exactly: no trimming, no case folding.
     #[inline]
-    /// `None` when the policy denies the request's tenant (the error is
-    /// [`reject::unknown_tenant`], built only then).
     pub(crate) fn tenant_of(&self, ctx: &CallerContext<'_>) -> Option<Option<&Tenant>> {
         let tenant = ctx
             .tenant
@@ -157,9 +156,7 @@ impl CompiledPolicy {
     }
 
     /// The decision of a restricting rule: only its models, no default chain behind them and
-    /// no later rule. Out of line: the common path through `sized` stays as tight as without
-    /// restricting rules.
-    #[inline(never)]
+    /// no later rule.
     fn restricted(
         &self,
         cx: &RoutingContext<'_, '_>,
@@ -182,17 +179,17 @@ impl CompiledPolicy {
     /// restricting rule none of whose models can serve).
     #[cold]
     fn rule_furthest(&self, cx: &RoutingContext<'_, '_>, rule: &Rule) -> Option<Rejection> {
-        let listed: Vec<usize> = match &rule.action {
-            Action::Tier(t) => self
+        let listed: &mut dyn Iterator<Item = usize> = match &rule.action {
+            Action::Tier(t) => &mut self
                 .tiers
                 .get(*t)
-                .map(|t| t.models.clone())
-                .unwrap_or_default(),
-            Action::Models(list) => list.clone(),
-            Action::Split(arms) => arms.iter().map(|a| a.0).collect(),
+                .into_iter()
+                .flat_map(|t| t.models.iter().copied()),
+            Action::Models(list) => &mut list.iter().copied(),
+            Action::Split(arms) => &mut arms.iter().map(|a| a.0),
         };
         let mut furthest = None;
-        for i in listed.into_iter().filter(|&i| cx.in_target(i)) {
+        for i in listed.filter(|&i| cx.in_target(i)) {
             if let Some(Err(why)) = self.models.get(i).map(|m| cx.check(i, m)) {
                 why.keep_furthest(&mut furthest);
             }

@@ -15,26 +15,18 @@ use crate::policy::{Model, Rule};
 /// A tenant asked for a name or model it may not use.
 #[inline(always)]
 pub(crate) fn not_allowed(ctx: &CallerContext<'_>, name: &str) -> RouteError {
+    // The host passes the tenant's name, of any length: the message quotes a bounded part.
+    let tenant = clip::name(ctx.tenant.unwrap_or_default());
     RouteError::new(
         ErrorCode::ModelNotAllowed,
-        not_allowed_message(ctx.tenant, name),
+        format!("tenant `{tenant}` may not use `{name}`"),
     )
     .with_param("model")
-}
-
-/// The tenant's name is the host's to pass, of any length: it is clipped, out of line so the
-/// inlined builder stays small.
-#[cold]
-#[inline(never)]
-fn not_allowed_message(tenant: Option<&str>, name: &str) -> String {
-    let tenant = clip::name(tenant.unwrap_or_default());
-    format!("tenant `{tenant}` may not use `{name}`")
 }
 
 /// Why no model of a restricting rule can serve the request: the scope error of its furthest
 /// filter, naming the rule.
 #[cold]
-#[inline(never)]
 pub(super) fn rule_rejected(
     cx: &RoutingContext<'_, '_>,
     rule: &Rule,
