@@ -22,48 +22,30 @@ pub(super) fn patterns(table: &mut Table) -> Result<Patterns, String> {
 
 /// Compiles a table that validated without errors, with its built patterns.
 pub(super) fn compile(table: Table, patterns: Patterns) -> CompiledPolicy {
-    let Table {
-        name,
-        description,
-        created,
-        passthrough,
-        max_fallbacks,
-        limits,
-        models,
-        mut tiers,
-        pinned,
-        redirects,
-        names,
-        auto_tiers,
-        classifier,
-        rules,
-        tenants,
-        deny_unknown_tenants,
-        patterns: _,
-    } = table;
+    let mut tiers = table.tiers;
     for t in &mut tiers {
-        t.index(&models);
+        t.index(&table.models);
     }
     let mut policy = CompiledPolicy {
-        name,
-        description,
-        created,
+        hints: Names::new(table.names.keys().map(|k| &**k)),
+        name: table.name,
+        description: table.description,
+        created: table.created,
         fingerprint: String::new(),
         header: String::new(),
-        passthrough,
-        max_fallbacks,
-        limits,
-        models,
+        passthrough: table.passthrough,
+        max_fallbacks: table.max_fallbacks,
+        limits: table.limits,
+        models: table.models,
         tiers,
-        pinned,
-        redirects,
-        hints: Names::new(names.keys().map(|k| &**k)),
-        names,
-        auto_tiers,
-        classifier,
-        rules,
-        tenants,
-        deny_unknown_tenants,
+        pinned: table.pinned,
+        redirects: table.redirects,
+        names: table.names,
+        auto_tiers: table.auto_tiers,
+        classifier: table.classifier,
+        rules: table.rules,
+        tenants: table.tenants,
+        deny_unknown_tenants: table.deny_unknown_tenants,
         patterns,
     };
     policy.fingerprint = fingerprint::fingerprint(&policy);
