@@ -1,4 +1,4 @@
-//! The eight request capabilities and a bitset of them.
+//! The request capabilities and a bitset of them.
 
 use std::fmt;
 
@@ -15,27 +15,35 @@ use serde::{Deserialize, Serialize, Serializer};
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Capability {
-    /// Function/tool calling: `tools`, `functions`, tool messages or assistant `tool_calls`.
+    /// Function/tool calling: tool definitions, tool calls or tool results in the history.
     Tools,
-    /// Image input: an `image_url` or `image` content part.
+    /// Image input: an image content part or block.
     Vision,
     /// Audio input: an `input_audio` content part.
     AudioInput,
-    /// File input: a `file` content part.
+    /// File input: a file part or a document block.
     FileInput,
-    /// `response_format.type == "json_object"`.
+    /// JSON mode: a `json_object` response format.
     JsonMode,
-    /// `response_format.type == "json_schema"`.
+    /// Structured output: a `json_schema` response format.
     JsonSchema,
-    /// `reasoning_effort` or a `reasoning` object.
+    /// A reasoning effort other than `none`/`minimal`, a `reasoning` object, or extended
+    /// thinking.
     Reasoning,
-    /// `logprobs: true` or `top_logprobs`.
+    /// `logprobs: true`, `top_logprobs`, or output logprobs in `include`.
     Logprobs,
+    /// Audio output: `"audio"` in `modalities`, or an `audio` output configuration.
+    AudioOutput,
+    /// Built-in web search: `web_search_options` or a web search tool.
+    WebSearch,
 }
 
 impl Capability {
+    /// How many capabilities there are.
+    pub const COUNT: usize = 10;
+
     /// Every capability, in canonical order.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; Capability::COUNT] = [
         Capability::Tools,
         Capability::Vision,
         Capability::AudioInput,
@@ -44,6 +52,8 @@ impl Capability {
         Capability::JsonSchema,
         Capability::Reasoning,
         Capability::Logprobs,
+        Capability::AudioOutput,
+        Capability::WebSearch,
     ];
 
     /// The stable name used in policies, decisions and `/v1/models`.
@@ -57,10 +67,14 @@ impl Capability {
             Capability::JsonSchema => "json_schema",
             Capability::Reasoning => "reasoning",
             Capability::Logprobs => "logprobs",
+            Capability::AudioOutput => "audio_output",
+            Capability::WebSearch => "web_search",
         }
     }
 
-    /// The request parameter that asks for this capability, for error bodies.
+    /// The Chat Completions parameter that usually asks for this capability; error bodies
+    /// name the field that did (see
+    /// [`RequestFeatures::param_for`](crate::RequestFeatures::param_for)).
     pub const fn param(self) -> &'static str {
         match self {
             Capability::Tools => "tools",
@@ -68,10 +82,17 @@ impl Capability {
             Capability::JsonMode | Capability::JsonSchema => "response_format",
             Capability::Reasoning => "reasoning_effort",
             Capability::Logprobs => "logprobs",
+            Capability::AudioOutput => "modalities",
+            Capability::WebSearch => "web_search_options",
         }
     }
 
-    const fn bit(self) -> u8 {
+    /// This capability's position in [`Capability::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    const fn bit(self) -> u16 {
         1 << (self as u8)
     }
 }
@@ -82,7 +103,7 @@ impl fmt::Display for Capability {
     }
 }
 
-/// The error for a capability name that is not one of the eight.
+/// The error for a capability name that is not one of [`Capability::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown capability `{0}`")]
 pub struct UnknownCapability(pub String);
@@ -108,7 +129,7 @@ impl std::str::FromStr for Capability {
 /// assert_eq!(need.missing_from(has), None);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct CapabilitySet(u8);
+pub struct CapabilitySet(u16);
 
 impl CapabilitySet {
     /// The empty set.
@@ -189,7 +210,7 @@ mod tests {
             assert!(!all.contains(c));
             all.insert(c);
         }
-        assert_eq!(all.iter().count(), 8);
+        assert_eq!(all.iter().count(), Capability::COUNT);
         assert!("video".parse::<Capability>().is_err());
     }
 

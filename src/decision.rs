@@ -5,7 +5,22 @@ use serde_json::Value;
 
 use crate::capability::CapabilitySet;
 use crate::features::{Mode, RequestFeatures};
-use crate::policy::{CompiledPolicy, MAX_FALLBACKS};
+use crate::policy::{CompiledPolicy, MAX_FALLBACKS, Model, ModelMeta};
+
+/// Why [`Decision::forward`] could not write a body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardError {
+    /// The features were made by hand, not read from a body.
+    #[error("the decision was not made from a request body")]
+    NoBody,
+    /// The body given is not the one the decision was made from.
+    #[error("the body is not the one the decision was made from")]
+    OtherBody,
+    /// The model named is neither the served model nor one of the fallbacks.
+    #[error("`{0}` is neither the served model nor a fallback of this decision")]
+    NotACandidate(String),
+}
 
 /// What decided which model serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +196,110 @@ impl<'p> Decision<'p> {
         ]
     }
 
+    /// The served model, then the fallbacks: the order a gateway tries them in.
+    pub fn candidates(&self) -> impl Iterator<Item = &'p str> + '_ {
+        std::iter::once(self.model()).chain(self.fallbacks())
+    }
+
+    /// The catalog entry of `model` when it is the served model or a fallback.
+    fn candidate(&self, model: &str) -> Option<&'p Model> {
+        let models = &self.policy.models;
+        std::iter::once(self.choice.model)
+            .chain(self.choice.fallbacks.iter())
+            .filter_map(|i| models.get(i))
+            .find(|m| m.id == model)
+    }
+
+    /// The headers for a response served by `model` (the served model or a fallback, after a
+    /// failover): `X-Flux-Model` names it, `X-Flux-Routed` says whether it is not the one the
+    /// caller named. `None` for any other model.
+    ///
+    /// ```
+    /// use fluxroute::{CallerContext, CompiledPolicy};
+    /// let policy = CompiledPolicy::embedded();
+    /// let body = br#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hi"}]}"#;
+    /// let d = policy.route_body(body, &CallerContext::default())?;
+    /// let next = d.fallbacks().next().unwrap();
+    /// assert_eq!(d.headers_for(next).unwrap()[0], ("X-Flux-Model", next));
+    /// assert_eq!(d.headers_for("no-such-model"), None);
+    /// # Ok::<(), fluxroute::RouteError>(())
+    /// ```
+    pub fn headers_for(&self, model: &str) -> Option<[(&'static str, &'p str); 3]> {
+        let m = self.candidate(model)?;
+        let routed = self.routed() || m.id != self.requested();
+        Some([
+            ("X-Flux-Model", m.id.as_str()),
+            ("X-Flux-Routed", if routed { "true" } else { "false" }),
+            ("X-Flux-Policy", self.policy.header.as_str()),
+        ])
+    }
+
+    /// The served model's metadata from the policy (`[models.meta]`: endpoint, deployment,
+    /// region, ...); empty when it has none.
+    pub fn meta(&self) -> &'p ModelMeta {
+        self.policy
+            .models
+            .get(self.choice.model)
+            .map_or(ModelMeta::EMPTY, |m| &m.meta)
+    }
+
+    /// The metadata of `model` when it is the served model or a fallback.
+    pub fn meta_for(&self, model: &str) -> Option<&'p ModelMeta> {
+        self.candidate(model).map(|m| &m.meta)
+    }
+
+    /// Writes into `out` the body the decision was made from with only its `model` value
+    /// replaced by the served model's id: every other byte is the caller's, nothing is
+    /// re-serialized. `out` is cleared first and grows at most once.
+    ///
+    /// ```
+    /// use fluxroute::{CallerContext, CompiledPolicy};
+    /// let policy = CompiledPolicy::embedded();
+    /// let body = br#"{"messages": [{"role": "user", "content": "hi"}], "model": "flux-auto", "stream": true}"#;
+    /// let d = policy.route_body(body, &CallerContext::default())?;
+    /// let mut out = Vec::new();
+    /// d.forward(body, &mut out).unwrap();
+    /// let expected = format!(
+    ///     r#"{{"messages": [{{"role": "user", "content": "hi"}}], "model": "{}", "stream": true}}"#,
+    ///     d.model()
+    /// );
+    /// assert_eq!(String::from_utf8(out).unwrap(), expected);
+    /// # Ok::<(), fluxroute::RouteError>(())
+    /// ```
+    pub fn forward(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ForwardError> {
+        self.forward_to(self.model(), body, out)
+    }
+
+    /// [`Decision::forward`] for `model`, the served model or one of the fallbacks (after a
+    /// failover).
+    pub fn forward_to(
+        &self,
+        model: &str,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ForwardError> {
+        let Some(m) = self.candidate(model) else {
+            return Err(ForwardError::NotACandidate(model.to_owned()));
+        };
+        let Some(at) = self.features.source.0 else {
+            return Err(ForwardError::NoBody);
+        };
+        let (start, end) = (at.start as usize, at.end as usize);
+        let (Some(head), Some(tail)) = (body.get(..start), body.get(end..)) else {
+            return Err(ForwardError::OtherBody);
+        };
+        let quoted = |i: usize| body.get(i) == Some(&b'"');
+        if body.len() != at.len as usize || end < start + 2 || !quoted(start) || !quoted(end - 1) {
+            return Err(ForwardError::OtherBody);
+        }
+        out.clear();
+        out.reserve(head.len() + tail.len() + json_string_len(&m.id));
+        out.extend_from_slice(head);
+        write_json_string(out, &m.id);
+        out.extend_from_slice(tail);
+        Ok(())
+    }
+
     /// The decision as the contract's JSON object (see [`Serialize`] for writing it directly).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -267,6 +386,35 @@ impl Serialize for FallbacksView<'_> {
 struct PolicyView<'a> {
     name: &'a str,
     fingerprint: &'a str,
+}
+
+/// The length of `s` as a JSON string, quotes included.
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// Appends `s` to `out` as a JSON string.
+fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for b in s.bytes() {
+        match b {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            0..0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hex = |n: u8| HEX.get(usize::from(n)).copied().unwrap_or(b'0');
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 15)]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
 }
 
 /// Rounds for display; decisions keep full precision.

@@ -6,7 +6,72 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::capability::CapabilitySet;
+use crate::capability::{Capability, CapabilitySet};
+
+/// The request API a body is written in, chosen by the gateway from the endpoint path (never
+/// guessed from the body).
+///
+/// ```
+/// use fluxroute::Api;
+/// assert_eq!("messages".parse::<Api>(), Ok(Api::Messages));
+/// assert_eq!(Api::default(), Api::Chat);
+/// assert_eq!(Api::Responses.path(), "/v1/responses");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// OpenAI Chat Completions, `POST /v1/chat/completions`.
+    #[default]
+    Chat,
+    /// OpenAI Responses, `POST /v1/responses`.
+    Responses,
+    /// Anthropic Messages, `POST /v1/messages`.
+    Messages,
+}
+
+impl Api {
+    /// Every API.
+    pub const ALL: [Api; 3] = [Api::Chat, Api::Responses, Api::Messages];
+
+    /// `"chat"`, `"responses"` or `"messages"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Responses => "responses",
+            Api::Messages => "messages",
+        }
+    }
+
+    /// The endpoint path the API is served at.
+    pub const fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "/v1/chat/completions",
+            Api::Responses => "/v1/responses",
+            Api::Messages => "/v1/messages",
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for an API name other than `chat`, `responses` and `messages`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown API `{0}`; expected chat, responses or messages")]
+pub struct UnknownApi(pub String);
+
+impl std::str::FromStr for Api {
+    type Err = UnknownApi;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Api::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownApi(s.to_owned()))
+    }
+}
 
 /// How demanding a request is; `flux-auto` maps each class to a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -154,8 +219,146 @@ pub struct RequestFeatures {
     pub messages: u32,
     /// Bit `i`: pattern `i` of the policy matched the last user message.
     pub matched: u64,
-    /// Stable key for sticky weighted splits: a hash of `user`, else of the first user message.
+    /// Stable key for sticky weighted splits: a hash of `user` (Anthropic:
+    /// `metadata.user_id`), else of the first user message.
     pub key: u64,
+    /// Which request fields asked for what, for error bodies.
+    pub(crate) asked: Asked,
+    /// Where the `model` value lies in the body, for [`Decision::forward`](crate::Decision::forward).
+    pub(crate) source: Origin,
+}
+
+/// Where the `model` value of a classified body lies. Not a feature: two bodies that ask the
+/// same compare equal however they are written, so it takes no part in equality or `Debug`.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Origin(pub Option<Source>);
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Origin) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("..")
+    }
+}
+
+/// Where a classified body's `model` value lies: the span of the JSON string (quotes
+/// included) and the body's length, so a different body is told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub start: u32,
+    pub end: u32,
+    pub len: u32,
+}
+
+/// A request field that error bodies name as `param`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Field {
+    /// The Chat Completions field of the thing asked for.
+    #[default]
+    Usual,
+    Tools,
+    Functions,
+    Messages,
+    ResponseFormat,
+    ReasoningEffort,
+    Reasoning,
+    Logprobs,
+    TopLogprobs,
+    Modalities,
+    Audio,
+    WebSearchOptions,
+    Input,
+    TextFormat,
+    System,
+    Thinking,
+    Include,
+    MaxTokens,
+    MaxCompletionTokens,
+    MaxOutputTokens,
+    OutputFormat,
+}
+
+impl Field {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Field::Usual => "",
+            Field::Tools => "tools",
+            Field::Functions => "functions",
+            Field::Messages => "messages",
+            Field::ResponseFormat => "response_format",
+            Field::ReasoningEffort => "reasoning_effort",
+            Field::Reasoning => "reasoning",
+            Field::Logprobs => "logprobs",
+            Field::TopLogprobs => "top_logprobs",
+            Field::Modalities => "modalities",
+            Field::Audio => "audio",
+            Field::WebSearchOptions => "web_search_options",
+            Field::Input => "input",
+            Field::TextFormat => "text.format",
+            Field::System => "system",
+            Field::Thinking => "thinking",
+            Field::Include => "include",
+            Field::MaxTokens => "max_tokens",
+            Field::MaxCompletionTokens => "max_completion_tokens",
+            Field::MaxOutputTokens => "max_output_tokens",
+            Field::OutputFormat => "output_format",
+        }
+    }
+}
+
+/// The first field that asked for each capability, the field the output length came from and
+/// the field that holds the conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Asked {
+    pub capabilities: [Field; Capability::COUNT],
+    pub output: Field,
+    pub prompt: Field,
+}
+
+impl Asked {
+    /// Records that `field` asked for `cap`, unless an earlier field did.
+    #[inline]
+    pub fn capability(&mut self, cap: Capability, field: Field) {
+        if let Some(slot) = self.capabilities.get_mut(cap.index())
+            && *slot == Field::Usual
+        {
+            *slot = field;
+        }
+    }
+}
+
+impl RequestFeatures {
+    /// The request field that asked for `cap` (`"tools"`, `"functions"`, `"system"`,
+    /// `"input"`, ...), as error bodies name it; the usual Chat Completions field for features
+    /// made by hand.
+    pub fn param_for(&self, cap: Capability) -> &'static str {
+        match self.asked.capabilities.get(cap.index()) {
+            Some(f) if *f != Field::Usual => f.as_str(),
+            _ => cap.param(),
+        }
+    }
+
+    /// The request field the output length came from (`"max_tokens"` when none did).
+    pub fn output_param(&self) -> &'static str {
+        match self.asked.output {
+            Field::Usual => "max_tokens",
+            f => f.as_str(),
+        }
+    }
+
+    /// The request field that holds the conversation: `"messages"`, or `"input"` for the
+    /// Responses API.
+    pub fn prompt_param(&self) -> &'static str {
+        match self.asked.prompt {
+            Field::Usual => "messages",
+            f => f.as_str(),
+        }
+    }
 }
 
 impl RequestFeatures {
@@ -171,6 +374,8 @@ impl RequestFeatures {
             messages: 1,
             matched: 0,
             key: 0,
+            asked: Asked::default(),
+            source: Origin(None),
         }
     }
 }

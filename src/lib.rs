@@ -26,14 +26,14 @@ mod watch;
 
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
 pub use classify::estimate::estimate_tokens;
-pub use decision::Decision;
+pub use decision::{Decision, ForwardError};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use error::{ErrorCode, RouteError};
-pub use features::{Complexity, Mode, RequestFeatures, Target};
+pub use features::{Api, Complexity, Mode, RequestFeatures, Target, UnknownApi};
 pub use patterns::PATTERN_WINDOW;
 pub use policy::{
-    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, LoadOptions, Loaded, MAX_FALLBACKS, PINNED_PREFIX,
-    PolicyError,
+    AUTO_ALIAS, CompiledPolicy, EMBEDDED_POLICY, LoadOptions, Loaded, MAX_FALLBACKS, ModelMeta,
+    PINNED_PREFIX, PolicyError,
 };
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};

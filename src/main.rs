@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fluxroute::{CallerContext, CompiledPolicy, Severity};
+use fluxroute::{Api, CallerContext, CompiledPolicy, Severity};
 use serde_json::{Value, json};
 
 /// Routing-policy engine for LLM gateways.
@@ -61,9 +61,16 @@ struct RouteArgs {
     policy: Option<PathBuf>,
     #[command(flatten)]
     caller: CallerArgs,
+    /// The request API the body is written in: chat, responses or messages (Anthropic).
+    #[arg(long, default_value_t = Api::Chat)]
+    api: Api,
     /// Add every rule and candidate with why it was kept or dropped.
     #[arg(long)]
     explain: bool,
+    /// Also write the body to forward here: the request with only `model` replaced by the
+    /// served model's id.
+    #[arg(long, value_name = "FILE")]
+    forward: Option<PathBuf>,
     /// Request body file, or `-` for stdin (the default).
     file: Option<PathBuf>,
 }
@@ -87,6 +94,9 @@ struct SimulateArgs {
     plot: Option<PathBuf>,
     #[command(flatten)]
     caller: CallerArgs,
+    /// The request API of bare bodies and of records without an `"api"` field.
+    #[arg(long, default_value_t = Api::Chat)]
+    api: Api,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -217,12 +227,20 @@ fn route(args: &RouteArgs) -> Result<u8, Failure> {
         unavailable: &unavailable,
     };
     let body = read_body(args.file.as_deref(), policy.max_body_bytes())?;
-    let features = match policy.classify(&body) {
+    let features = match policy.classify_as(args.api, &body) {
         Ok(f) => f,
         Err(e) => return print_error(&e).map(|()| 2),
     };
     match policy.route(&features, &ctx) {
         Ok(decision) => {
+            if let Some(path) = &args.forward {
+                let mut forwarded = Vec::new();
+                decision
+                    .forward(&body, &mut forwarded)
+                    .map_err(|e| Failure(format!("cannot forward the body: {e}")))?;
+                std::fs::write(path, forwarded)
+                    .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+            }
             let mut out = decision.to_json();
             if args.explain
                 && let Some(obj) = out.as_object_mut()
@@ -301,7 +319,9 @@ fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
         )),
         None => None,
     };
-    let mut sim = fluxroute::Simulation::new(&policy).context(ctx);
+    let mut sim = fluxroute::Simulation::new(&policy)
+        .context(ctx)
+        .api(args.api);
     if let Some(b) = &against {
         sim = sim.against(b);
     }

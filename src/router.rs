@@ -8,7 +8,7 @@ use arc_swap::{ArcSwap, Guard};
 use crate::decision::{Choice, Decision};
 use crate::diagnostic::Diagnostic;
 use crate::error::RouteError;
-use crate::features::RequestFeatures;
+use crate::features::{Api, RequestFeatures};
 use crate::policy::{CompiledPolicy, PolicyError};
 use crate::route::CallerContext;
 
@@ -72,10 +72,22 @@ impl Router {
         self.current.load()
     }
 
-    /// Classifies and routes one body against one snapshot of the current policy.
+    /// Classifies and routes one Chat Completions body against one snapshot of the current
+    /// policy.
     pub fn route(&self, body: &[u8], ctx: &CallerContext<'_>) -> Result<Routed, RouteError> {
+        self.route_as(Api::Chat, body, ctx)
+    }
+
+    /// Classifies and routes one body of the given request API against one snapshot of the
+    /// current policy.
+    pub fn route_as(
+        &self,
+        api: Api,
+        body: &[u8],
+        ctx: &CallerContext<'_>,
+    ) -> Result<Routed, RouteError> {
         let policy = self.current.load();
-        let features = policy.classify(body)?;
+        let features = policy.classify_as(api, body)?;
         let choice = policy.route(&features, ctx)?.choice();
         Ok(Routed {
             policy,

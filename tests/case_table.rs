@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 
 use fluxroute::{
-    CallerContext, Capability, CompiledPolicy, Complexity, ErrorCode, RequestFeatures,
+    Api, CallerContext, Capability, CompiledPolicy, Complexity, ErrorCode, RequestFeatures,
 };
 use serde::Deserialize;
 
@@ -28,6 +28,8 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
+    /// The request API of `body` (default `chat`).
+    api: Option<String>,
     body: Option<String>,
     fill: Option<Fill>,
     features: Option<Features>,
@@ -74,6 +76,8 @@ struct Expect {
     capabilities: Option<Vec<String>>,
     complexity: Option<String>,
     max_output_tokens: Option<u32>,
+    min_prompt_tokens: Option<u32>,
+    max_prompt_tokens: Option<u32>,
     cost: Option<f64>,
     error: Option<String>,
     status: Option<u16>,
@@ -87,6 +91,8 @@ struct Coverage {
     errors: BTreeSet<String>,
     modes: BTreeSet<String>,
     capabilities: BTreeSet<String>,
+    /// Per API, whether a case decided and whether one was rejected.
+    apis: BTreeSet<(String, bool)>,
 }
 
 fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result<(), String> {
@@ -97,13 +103,20 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
         tags: &tags,
         unavailable: &unavailable,
     };
+    let api: Api = match &case.api {
+        Some(name) => name.parse().map_err(|e| format!("{e}"))?,
+        None => Api::Chat,
+    };
+    let mut body_text = None;
     let features = match (&case.body, &case.features) {
         (Some(body), None) => {
             let body = match &case.fill {
                 Some(f) => body.replace("@FILL@", &f.text.repeat(f.times)),
                 None => body.clone(),
             };
-            policy.classify(body.as_bytes())
+            let f = policy.classify_as(api, body.as_bytes());
+            body_text = Some(body);
+            f
         }
         (None, Some(f)) => {
             let target = policy
@@ -120,6 +133,12 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
         _ => return Err("a case needs exactly one of `body` and `features`".into()),
     };
     let outcome = features.and_then(|f| policy.route(&f, &ctx).map(|d| (f, d)));
+    if body_text.is_some() {
+        seen.apis.insert((api.as_str().to_owned(), outcome.is_ok()));
+    }
+    if let (Ok((_, d)), Some(body)) = (&outcome, &body_text) {
+        check_forward(d, body)?;
+    }
     let e = &case.expect;
     match (outcome, &e.error) {
         (Err(err), Some(code)) => {
@@ -194,6 +213,16 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             if let Some(n) = e.max_output_tokens {
                 check("max_output_tokens", Some(n), f.max_output_tokens)?;
             }
+            if let Some(n) = e.min_prompt_tokens
+                && f.prompt_tokens < n
+            {
+                return Err(format!("prompt_tokens {} below {n}", f.prompt_tokens));
+            }
+            if let Some(n) = e.max_prompt_tokens
+                && f.prompt_tokens > n
+            {
+                return Err(format!("prompt_tokens {} above {n}", f.prompt_tokens));
+            }
             if let Some(cost) = e.cost
                 && (cost - d.estimated_cost_usd()).abs() > 1e-12
             {
@@ -223,6 +252,24 @@ fn run_case(policy: &CompiledPolicy, case: &Case, seen: &mut Coverage) -> Result
             Ok(())
         }
     }
+}
+
+/// The forwarded body of every decided case (and of each fallback) is the case's JSON with
+/// only `model` replaced.
+fn check_forward(d: &fluxroute::Decision<'_>, body: &str) -> Result<(), String> {
+    let original: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("case body is not JSON: {e}"))?;
+    let mut out = Vec::new();
+    for model in d.candidates() {
+        d.forward_to(model, body.as_bytes(), &mut out)
+            .map_err(|e| format!("forward: {e}"))?;
+        let forwarded: serde_json::Value =
+            serde_json::from_slice(&out).map_err(|e| format!("forwarded body: {e}"))?;
+        let mut expected = original.clone();
+        expected["model"] = model.into();
+        check("forwarded body", &expected, &forwarded)?;
+    }
+    Ok(())
 }
 
 fn check<T: PartialEq + std::fmt::Debug>(what: &str, expected: T, got: T) -> Result<(), String> {
@@ -281,5 +328,18 @@ fn case_table() {
         .map(|c| c.as_str().to_owned())
         .collect();
     assert_eq!(seen.capabilities, caps, "capabilities without a case");
+    let apis: BTreeSet<(String, bool)> = Api::ALL
+        .iter()
+        .flat_map(|a| {
+            [
+                (a.as_str().to_owned(), false),
+                (a.as_str().to_owned(), true),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        seen.apis, apis,
+        "request APIs without a decided and a rejected case"
+    );
     println!("{count} cases passed");
 }

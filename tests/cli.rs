@@ -142,7 +142,7 @@ fn explain_lists_every_candidate_with_a_reason() {
     let body = r#"{"model": "flux-auto", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]}"#;
     let d = json(&run(&["route", "--explain"], body));
     let candidates = d["explain"]["candidates"].as_array().unwrap();
-    assert_eq!(candidates.len(), 19);
+    assert_eq!(candidates.len(), 21);
     let kept: Vec<&str> = candidates
         .iter()
         .filter(|c| c["kept"] == true)
@@ -152,8 +152,10 @@ fn explain_lists_every_candidate_with_a_reason() {
         kept,
         [
             "gemini-2.5-flash-lite",
+            "gpt-4o-mini-audio-preview",
             "gemini-2.5-flash",
-            "gemini-2.5-pro"
+            "gemini-2.5-pro",
+            "gpt-4o-audio-preview"
         ]
     );
     let gpt = candidates.iter().find(|c| c["model"] == "gpt-4o").unwrap();
@@ -165,7 +167,7 @@ fn explain_lists_every_candidate_with_a_reason() {
             "route",
             "--explain",
             "--unavailable",
-            "gemini-2.5-flash-lite,gemini-2.5-flash,gemini-2.5-pro",
+            "gemini-2.5-flash-lite,gemini-2.5-flash,gemini-2.5-pro,gpt-4o-mini-audio-preview,gpt-4o-audio-preview",
         ],
         body,
     );
@@ -214,7 +216,7 @@ fn models_prints_the_list() {
     );
     assert_eq!(
         ids.iter().filter(|i| i.starts_with("flux-pinned-")).count(),
-        19
+        21
     );
     for e in data {
         assert_eq!(e["object"], "model");

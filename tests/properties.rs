@@ -73,7 +73,7 @@ struct Input {
     name: String,
     prompt_tokens: u32,
     max_output_tokens: Option<u32>,
-    capabilities: u8,
+    capabilities: u16,
     complexity: Complexity,
     score: f32,
     key: u64,
@@ -94,7 +94,7 @@ impl Input {
     }
 }
 
-fn caps(bits: u8) -> CapabilitySet {
+fn caps(bits: u16) -> CapabilitySet {
     Capability::ALL
         .into_iter()
         .enumerate()
@@ -112,7 +112,11 @@ fn input() -> impl Strategy<Value = Input> {
         prop_oneof![0u32..5_000, 0u32..2_000_000, boundary_prompt()],
         prop::option::of(prop_oneof![1u32..5_000, 1u32..300_000, boundary_output()]),
         // Mostly few capabilities, sometimes many.
-        prop_oneof![Just(0u8), 0u8..=255, (0usize..8).prop_map(|i| 1u8 << i)],
+        prop_oneof![
+            Just(0u16),
+            0u16..1 << Capability::COUNT,
+            (0..Capability::COUNT).prop_map(|i| 1u16 << i)
+        ],
         prop::sample::select(Complexity::ALL.to_vec()),
         0f32..=1.0,
         any::<u64>(),
@@ -302,7 +306,7 @@ proptest! {
     }
 
     #[test]
-    fn adding_a_requirement_never_yields_a_model_lacking_it(input in input(), extra in 0usize..8) {
+    fn adding_a_requirement_never_yields_a_model_lacking_it(input in input(), extra in 0..Capability::COUNT) {
         let cap = Capability::ALL[extra];
         let more = Input { capabilities: input.capabilities | (1 << extra), ..input };
         if let Ok((model, ..)) = outcome(&more) {

@@ -13,21 +13,27 @@ mod text;
 mod window;
 
 use crate::error::{ErrorCode, RouteError};
-use crate::features::{Complexity, RequestFeatures};
+use crate::features::{Api, Complexity, RequestFeatures};
 use crate::patterns::Matches;
 use crate::policy::CompiledPolicy;
 use body::Classification;
 use scan::{Cursor, syntax_error};
 
 impl CompiledPolicy {
-    /// Reads a chat body into [`RequestFeatures`].
+    /// Reads a Chat Completions body into [`RequestFeatures`]; see [`CompiledPolicy::classify_as`].
+    pub fn classify(&self, body: &[u8]) -> Result<RequestFeatures, RouteError> {
+        self.classify_as(Api::Chat, body)
+    }
+
+    /// Reads a body of the given request API into [`RequestFeatures`]; the same request
+    /// written for another API reads the same.
     ///
     /// One forward pass over the bytes: no DOM, no copies of message text (the last user
     /// message is decoded into one buffer only when patterns must see text that has escapes
     /// or several parts). Errors: `request_too_large` (body or message count above the
     /// limits), `invalid_json`, `invalid_request`, `model_not_found` (with a "did you mean"
     /// hint).
-    pub fn classify(&self, body: &[u8]) -> Result<RequestFeatures, RouteError> {
+    pub fn classify_as(&self, api: Api, body: &[u8]) -> Result<RequestFeatures, RouteError> {
         let limit = self.limits.max_body_bytes;
         if body.len() > limit {
             return Err(RouteError::new(
@@ -59,10 +65,10 @@ impl CompiledPolicy {
             None => return Err(c.syntax("EOF while parsing a value")),
             Some(_) => return Err(c.syntax("expected value")),
         }
-        let mut reading = Classification::new(self);
+        let mut reading = Classification::new(self, api);
         reading.body(&mut c)?;
         c.end()?;
-        reading.finish()
+        reading.finish(body.len())
     }
 
     /// The complexity score and class from the classifier's features and signals.

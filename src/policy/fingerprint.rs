@@ -19,7 +19,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
         .models
         .iter()
         .map(|m| {
-            json!([
+            let mut v = json!([
                 m.id,
                 m.provider,
                 m.tier,
@@ -28,7 +28,12 @@ fn canonical(p: &CompiledPolicy) -> Value {
                 m.capabilities.names(),
                 m.input_per_mtok,
                 m.output_per_mtok
-            ])
+            ]);
+            // Only models with metadata carry a ninth field, so other fingerprints stay.
+            if let (false, Some(a)) = (m.meta.is_empty(), v.as_array_mut()) {
+                a.push(json!(m.meta));
+            }
+            v
         })
         .collect();
     let rules: Vec<Value> = p

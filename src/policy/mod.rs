@@ -19,6 +19,7 @@ use crate::suggest::Names;
 
 #[cfg(feature = "watch")]
 pub(crate) use raw::read_bounded;
+pub use table::ModelMeta;
 pub(crate) use table::{
     Action, Alias, Allowed, Classifier, Limits, Model, Rule, Signal, Tenant, Tier,
 };
@@ -244,6 +245,12 @@ impl CompiledPolicy {
     /// The backing model ids, in catalog order.
     pub fn model_ids(&self) -> impl Iterator<Item = &str> {
         self.models.iter().map(|m| m.id.as_str())
+    }
+
+    /// The metadata of the catalog model `id` (`[models.meta]`), or `None` when the catalog
+    /// has no such model.
+    pub fn model_meta(&self, id: &str) -> Option<&ModelMeta> {
+        self.models.iter().find(|m| m.id == id).map(|m| &m.meta)
     }
 
     /// The requested name a target was resolved from.

@@ -1,7 +1,6 @@
 //! The policy file as written: serde types that mirror the TOML, with spans for diagnostics.
 
 use std::collections::BTreeMap;
-
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -99,6 +98,12 @@ impl RawCatalog {
                     input_per_mtok: shift(m.input_per_mtok, by),
                     output_per_mtok: shift(m.output_per_mtok, by),
                     capabilities: m.capabilities,
+                    meta: m.meta.map(|meta| {
+                        let span = meta.span();
+                        let entries = meta.into_inner().into_iter();
+                        let entries = entries.map(|(k, v)| (k, shift(v, by))).collect();
+                        shift(Spanned::new(span, entries), by)
+                    }),
                 })
                 .collect(),
             pinned: self
@@ -151,6 +156,9 @@ pub(crate) struct RawModel {
     pub output_per_mtok: Spanned<f64>,
     #[serde(default)]
     pub capabilities: Vec<Capability>,
+    /// Free-form strings for the gateway (endpoint, deployment, region, ...).
+    #[serde(default)]
+    pub meta: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

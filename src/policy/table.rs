@@ -15,6 +15,55 @@ pub(crate) struct Model {
     pub capabilities: CapabilitySet,
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    pub meta: ModelMeta,
+}
+
+/// A catalog model's free-form metadata for the gateway (`[models.meta]`: endpoint,
+/// deployment, region, ...): strings by key, in key order. Routing never reads it.
+///
+/// ```
+/// use fluxroute::CompiledPolicy;
+/// let policy = CompiledPolicy::from_toml(&fluxroute::EMBEDDED_POLICY.replace(
+///     "id = \"gpt-4o\"\n",
+///     "id = \"gpt-4o\"\nmeta = { api_base = \"https://eu.example.com/v1\", region = \"eu\" }\n",
+/// ), "example.toml")?.policy;
+/// let meta = policy.model_meta("gpt-4o").unwrap();
+/// assert_eq!(meta.get("region"), Some("eu"));
+/// assert_eq!(meta.iter().count(), 2);
+/// # Ok::<(), fluxroute::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelMeta(pub(crate) Vec<(String, String)>);
+
+impl ModelMeta {
+    /// No entries.
+    pub const EMPTY: &'static ModelMeta = &ModelMeta(Vec::new());
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Serialized as a JSON object, in key order.
+impl serde::Serialize for ModelMeta {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
 }
 
 impl Model {

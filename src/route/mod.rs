@@ -10,7 +10,7 @@ pub(crate) mod reject;
 
 use crate::decision::{Choice, DecidedBy, Decision, Fallbacks};
 use crate::error::{ErrorCode, RouteError};
-use crate::features::{Fnv, RequestFeatures, TargetKind};
+use crate::features::{Api, Fnv, RequestFeatures, TargetKind};
 use crate::policy::{Action, CompiledPolicy, Rule, Tenant};
 use cheapest::{Cheapest, Picks, cheapest};
 pub(crate) use context::{Rejection, RoutingContext};
@@ -77,13 +77,23 @@ impl CompiledPolicy {
         Some(tenant)
     }
 
-    /// Classifies a body and routes it under this policy.
+    /// Classifies a Chat Completions body and routes it under this policy.
     pub fn route_body<'p>(
         &'p self,
         body: &[u8],
         ctx: &CallerContext<'_>,
     ) -> Result<Decision<'p>, RouteError> {
-        let features = self.classify(body)?;
+        self.route_body_as(Api::Chat, body, ctx)
+    }
+
+    /// Classifies a body of the given request API and routes it under this policy.
+    pub fn route_body_as<'p>(
+        &'p self,
+        api: Api,
+        body: &[u8],
+        ctx: &CallerContext<'_>,
+    ) -> Result<Decision<'p>, RouteError> {
+        let features = self.classify_as(api, body)?;
         self.route(&features, ctx)
     }
 

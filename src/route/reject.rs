@@ -7,7 +7,6 @@
 
 use super::CallerContext;
 use super::context::{Rejection, RoutingContext};
-use crate::capability::Capability;
 use crate::clip;
 use crate::error::{ErrorCode, RouteError};
 use crate::policy::{Model, Rule};
@@ -62,7 +61,7 @@ pub(crate) fn model_rejected(cx: &RoutingContext<'_, '_>, m: &Model, why: Reject
             ErrorCode::CapabilityNotSupported,
             format!("model `{}` does not support {cap}", m.id),
         )
-        .with_param(cap.param()),
+        .with_param(cx.features.param_for(cap)),
         Rejection::Output => RouteError::new(
             ErrorCode::MaxTokensTooLarge,
             format!(
@@ -72,7 +71,7 @@ pub(crate) fn model_rejected(cx: &RoutingContext<'_, '_>, m: &Model, why: Reject
                 m.max_output_tokens
             ),
         )
-        .with_param("max_tokens"),
+        .with_param(cx.features.output_param()),
         Rejection::Context => RouteError::new(
             ErrorCode::ContextLengthExceeded,
             format!(
@@ -83,7 +82,7 @@ pub(crate) fn model_rejected(cx: &RoutingContext<'_, '_>, m: &Model, why: Reject
                 m.context_window
             ),
         )
-        .with_param("messages"),
+        .with_param(cx.features.prompt_param()),
         Rejection::Unavailable => RouteError::new(ErrorCode::ModelUnavailable, format!("model `{}` is unavailable", m.id)),
     }
 }
@@ -106,7 +105,7 @@ pub(super) fn scope_rejected(cx: &RoutingContext<'_, '_>, worst: Option<Rejectio
                     .capabilities
                     .iter()
                     .next()
-                    .map_or("model", Capability::param),
+                    .map_or("model", |cap| cx.features.param_for(cap)),
             )
         }
         Some(Rejection::Output) => RouteError::new(
@@ -116,7 +115,7 @@ pub(super) fn scope_rejected(cx: &RoutingContext<'_, '_>, worst: Option<Rejectio
                 cx.features.max_output_tokens.unwrap_or(0)
             ),
         )
-        .with_param("max_tokens"),
+        .with_param(cx.features.output_param()),
         Some(Rejection::Context) => RouteError::new(
             ErrorCode::ContextLengthExceeded,
             format!(
@@ -124,7 +123,7 @@ pub(super) fn scope_rejected(cx: &RoutingContext<'_, '_>, worst: Option<Rejectio
                 cx.prompt_with_margin()
             ),
         )
-        .with_param("messages"),
+        .with_param(cx.features.prompt_param()),
         Some(Rejection::Unavailable) => RouteError::new(
             ErrorCode::ModelUnavailable,
             format!("every model behind `{name}` that could serve this request is unavailable"),

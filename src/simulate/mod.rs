@@ -15,6 +15,7 @@ pub use reader::open_log;
 pub use report::Report;
 pub use tradeoff::{Point, Tradeoff};
 
+use crate::features::Api;
 use crate::policy::CompiledPolicy;
 use crate::route::CallerContext;
 
@@ -52,6 +53,7 @@ pub struct Simulation<'a> {
     policy: &'a CompiledPolicy,
     against: Option<&'a CompiledPolicy>,
     ctx: CallerContext<'a>,
+    api: Api,
 }
 
 impl<'a> Simulation<'a> {
@@ -61,7 +63,15 @@ impl<'a> Simulation<'a> {
             policy,
             against: None,
             ctx: CallerContext::default(),
+            api: Api::Chat,
         }
+    }
+
+    /// Reads bare bodies, and records without an `"api"` field, as bodies of `api` (default:
+    /// Chat Completions).
+    pub fn api(mut self, api: Api) -> Self {
+        self.api = api;
+        self
     }
 
     /// Also routes every record under `other` and reports what changed.

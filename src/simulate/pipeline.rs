@@ -13,6 +13,7 @@ use super::report::{LineResult, Outcome, Report, Served};
 use super::{Progress, Simulation};
 use crate::decision::Decision;
 use crate::error::{ErrorCode, RouteError};
+use crate::features::Api;
 use crate::policy::CompiledPolicy;
 
 impl Simulation<'_> {
@@ -101,15 +102,16 @@ impl Simulation<'_> {
         let record = Record::parse(line, text);
         let id = record.id;
         let usage = record.usage.as_ref();
+        let api = record.api.map(|a| a.unwrap_or(self.api));
         let (primary, out) = self.route(
             self.policy,
-            record.body,
+            (api.as_ref(), record.body),
             usage,
             write_out.then_some((&id, line)),
         );
         let against = self
             .against
-            .map(|p| self.route(p, record.body, usage, None).0);
+            .map(|p| self.route(p, (api.as_ref(), record.body), usage, None).0);
         LineResult {
             line,
             id,
@@ -121,18 +123,24 @@ impl Simulation<'_> {
         }
     }
 
-    /// Routes one body under `policy`; with `out` (the record's id and line), also writes its
-    /// `--out` line.
+    /// Routes one body of its API (or the record's API value that names none) under
+    /// `policy`; with `out` (the record's id and line), also writes its `--out` line.
     fn route(
         &self,
         policy: &CompiledPolicy,
-        body: &[u8],
+        (api, body): (Result<&Api, &String>, &[u8]),
         usage: Option<&Usage>,
         out: Option<(&str, u64)>,
     ) -> (Outcome, Option<String>) {
-        let decided = policy
-            .classify(body)
-            .and_then(|f| policy.route(&f, &self.ctx));
+        let decided = match api {
+            Ok(&api) => policy.classify_as(api, body),
+            Err(name) => Err(RouteError::new(
+                ErrorCode::InvalidRequest,
+                format!("unknown `api` {name}; expected \"chat\", \"responses\" or \"messages\""),
+            )
+            .with_param("api")),
+        };
+        let decided = decided.and_then(|f| policy.route(&f, &self.ctx));
         match decided {
             Ok(d) => {
                 let cost = match (usage, policy.models.get(d.choice().model)) {

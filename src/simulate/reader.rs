@@ -9,6 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::clip;
+use crate::features::Api;
+
 /// Records routed per batch: large enough to keep every core busy, small enough to keep
 /// memory flat.
 const BATCH: usize = 8192;
@@ -22,11 +25,14 @@ const MAX_QUALITY: f64 = 1e6;
 /// The most tokens a `usage` count may claim; more make the record's `usage` malformed.
 const MAX_USAGE_TOKENS: u64 = u32::MAX as u64;
 
-/// One log line as a record: a bare request body, or `{"id", "request", "quality"?,
+/// One log line as a record: a bare request body, or `{"id", "request", "api"?, "quality"?,
 /// "usage"?}`.
 pub(super) struct Record<'t> {
     pub id: String,
     pub body: &'t [u8],
+    /// The request API the record names (`None`: the run's), or the value it gave that names
+    /// none.
+    pub api: Result<Option<Api>, String>,
     /// Quality labels by model id, in id order.
     pub quality: Vec<(String, f64)>,
     pub usage: Option<Usage>,
@@ -49,6 +55,8 @@ struct Wrapper<'a> {
     #[serde(borrow, default)]
     request: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    api: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     quality: Option<&'a RawValue>,
     #[serde(borrow, default)]
     usage: Option<&'a RawValue>,
@@ -59,14 +67,19 @@ impl<'t> Record<'t> {
     /// wrapper's id still names it), and a record without an id is named `line:N`.
     pub fn parse(line: u64, text: &'t [u8]) -> Self {
         let mut ignored = Vec::new();
-        let wrapper = serde_json::from_slice::<Wrapper<'_>>(text).ok();
-        let (id, body, quality, usage) = match &wrapper {
+        // Only an object is a wrapper (serde would also read an array as one, by position).
+        let object = text.trim_ascii_start().first() == Some(&b'{');
+        let wrapper = object
+            .then(|| serde_json::from_slice::<Wrapper<'_>>(text).ok())
+            .flatten();
+        let (id, body, quality, usage, api) = match &wrapper {
             Some(w) if w.request.is_some() => (
                 w.id.and_then(id_text)
                     .unwrap_or_else(|| format!("line:{line}")),
                 w.request.map_or(text, |r| r.get().as_bytes()),
                 w.quality,
                 w.usage,
+                w.api,
             ),
             _ => (
                 wrapper
@@ -77,7 +90,16 @@ impl<'t> Record<'t> {
                 text,
                 None,
                 None,
+                None,
             ),
+        };
+        let api = match api {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<&str>(raw.get())
+                .ok()
+                .and_then(|name| name.parse::<Api>().ok())
+                .map(Some)
+                .ok_or_else(|| clip::name(raw.get()).into_owned()),
         };
         let quality = quality.map_or_else(Vec::new, |q| {
             let parsed = serde_json::from_str::<BTreeMap<String, f64>>(q.get())
@@ -103,6 +125,7 @@ impl<'t> Record<'t> {
         Record {
             id,
             body,
+            api,
             quality,
             usage,
             ignored,

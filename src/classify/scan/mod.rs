@@ -99,6 +99,7 @@ impl Kind<'_> {
 }
 
 /// A position in a body known to be UTF-8.
+#[derive(Clone)]
 pub(crate) struct Cursor<'a> {
     text: &'a str,
     pos: usize,
@@ -116,6 +117,11 @@ impl<'a> Cursor<'a> {
 
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
+    }
+
+    /// The byte offset of the next unread byte.
+    pub fn pos(&self) -> usize {
+        self.pos
     }
 
     /// An `invalid_json` error at the current position.

@@ -6,7 +6,7 @@ mod advice;
 mod names;
 mod rules;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
 use std::ops::Range;
 
@@ -14,8 +14,10 @@ use toml::Spanned;
 
 use super::raw::{Name, RawPolicy, span_of};
 use super::{
-    AUTO_ALIAS, Alias, Classifier, Limits, MAX_FALLBACKS, Model, PINNED_PREFIX, Rule, Tenant, Tier,
+    AUTO_ALIAS, Alias, Classifier, Limits, MAX_FALLBACKS, Model, ModelMeta, PINNED_PREFIX, Rule,
+    Tenant, Tier,
 };
+use crate::clip;
 use crate::diagnostic::{Diagnostic, DiagnosticKind as K, Severity, Source};
 use crate::features::Target;
 use crate::patterns::MAX_PATTERNS;
@@ -29,6 +31,12 @@ const MAX_TIERS: usize = 64;
 const MAX_BODY_BYTES: u32 = 64 << 20;
 /// The longest model id, alias, tenant or policy name, in bytes.
 pub(crate) const MAX_NAME: usize = 256;
+
+/// The most entries one model's `meta` may have.
+pub(crate) const MAX_META: usize = 64;
+
+/// The longest value in a model's `meta`, in bytes.
+pub(crate) const MAX_META_VALUE: usize = 4096;
 
 /// A policy with every name resolved to an index: what compilation starts from.
 #[derive(Debug)]
@@ -136,6 +144,47 @@ impl Checker<'_> {
     }
 
     /// A count: a whole number in `1..=u32::MAX`.
+    /// A model's `meta`: at most [`MAX_META`] entries, keys of 1 to [`MAX_NAME`] bytes and
+    /// values of at most [`MAX_META_VALUE`], neither with control characters.
+    fn meta(
+        &mut self,
+        meta: Option<&Spanned<BTreeMap<String, Spanned<String>>>>,
+        path: &str,
+    ) -> ModelMeta {
+        let Some(meta) = meta else {
+            return ModelMeta::default();
+        };
+        if meta.get_ref().len() > MAX_META {
+            let msg = format!(
+                "`meta` has {} entries, above the limit of {MAX_META}",
+                meta.get_ref().len()
+            );
+            self.error(K::InvalidValue, span_of(meta), path.to_owned(), msg);
+        }
+        let mut out = Vec::with_capacity(meta.get_ref().len().min(MAX_META));
+        for (key, value) in meta.get_ref().iter().take(MAX_META) {
+            let at = format!("{path}.{}", clip::name(key));
+            let why = if key.is_empty() || key.len() > MAX_NAME {
+                Some(format!("a key must be 1 to {MAX_NAME} bytes"))
+            } else if value.get_ref().len() > MAX_META_VALUE {
+                Some(format!("a value must be at most {MAX_META_VALUE} bytes"))
+            } else if key
+                .chars()
+                .chain(value.get_ref().chars())
+                .any(char::is_control)
+            {
+                Some("keys and values must not hold control characters".to_owned())
+            } else {
+                None
+            };
+            match why {
+                Some(msg) => self.error(K::InvalidValue, span_of(value), at, msg),
+                None => out.push((key.clone(), value.get_ref().clone())),
+            }
+        }
+        ModelMeta(out)
+    }
+
     fn count(&mut self, v: &Spanned<u64>, path: &str) -> u32 {
         self.whole(v, 1, path)
     }
@@ -381,7 +430,9 @@ impl Checker<'_> {
             if let Some(t) = tiers.get_mut(tier) {
                 t.models.push(out.len());
             }
+            let meta = self.meta(m.meta.as_ref(), &path("meta"));
             out.push(Model {
+                meta,
                 id: id.clone(),
                 provider: m.provider.clone(),
                 tier,

@@ -1,0 +1,419 @@
+//! Anthropic Messages bodies: a top-level `system`, content blocks (text, images, documents,
+//! tool use and results, thinking), `max_tokens` (required), typed tools and `thinking`.
+
+use super::{
+    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, string_word, type_ahead,
+    words,
+};
+use crate::capability::Capability;
+use crate::classify::scan::{Cursor, Kind, Word, word};
+use crate::clip;
+use crate::error::RouteError;
+use crate::features::Field;
+
+/// The top-level keys a Messages body may give once.
+const TOP_LEVEL: [&str; 8] = [
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "tools",
+    "thinking",
+    "metadata",
+    "output_format",
+];
+
+const SOURCE: Word = word("source");
+const THINKING: Word = word("thinking");
+const TOOL_USE: Word = word("tool_use");
+const TOOL_RESULT: Word = word("tool_result");
+const DOCUMENT: Word = word("document");
+const DISABLED: Word = word("disabled");
+const USER_ID: Word = word("user_id");
+const DATA: Word = word("data");
+
+/// Where a block sits, and whether it is inside a tool result (whose text is the tool's, not
+/// the speaker's).
+#[derive(Clone, Copy)]
+struct Place<'s> {
+    path: &'s dyn Fn() -> String,
+    nested: bool,
+}
+
+impl<'a> Classification<'_, 'a> {
+    pub(super) fn anthropic(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        self.asked.prompt = Field::Messages;
+        c.begin_object()?;
+        let mut first = true;
+        let mut buf = [0u8; 32];
+        let mut seen = Seen::default();
+        while let Some(key) = c.next_key(&mut first, None)? {
+            let name = key.small(&mut buf);
+            seen.top_level(&TOP_LEVEL, name)?;
+            match name {
+                "model" => self.model(c)?,
+                "messages" => self.anthropic_messages(c)?,
+                "system" => self.system(c)?,
+                "max_tokens" => self.output_tokens(c, Field::MaxTokens, true)?,
+                "tools" => self.typed_tools(c)?,
+                "thinking" => self.thinking(c)?,
+                "metadata" => self.metadata(c)?,
+                "output_format" => self.response_format(c, Field::OutputFormat)?,
+                _ => {
+                    c.value(None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `thinking`: extended thinking needs a reasoning model unless its type is `disabled`.
+    fn thinking(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        match c.peek() {
+            Some(b'{') => {}
+            Some(b'n') => return c.value(None).map(drop),
+            _ => return Err(must_be(c, "thinking", "an object")),
+        }
+        let disabled = matches!(type_ahead(c, || "thinking".into())?, Some((DISABLED, _)));
+        c.value(None)?;
+        if !disabled {
+            self.need(Capability::Reasoning, Field::Thinking);
+        }
+        Ok(())
+    }
+
+    /// `metadata`: its `user_id` keys sticky splits.
+    fn metadata(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        if c.peek() != Some(b'{') {
+            return c.value(None).map(drop);
+        }
+        c.begin_object()?;
+        let mut first = true;
+        while let Some(key) = c.next_key_word(&mut first)? {
+            if key == USER_ID {
+                self.user(c)?;
+            } else {
+                c.value(None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `system`: a string or a list of text blocks, counted as a message of its own.
+    fn system(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        if c.peek() != Some(b'[') {
+            return self.system_text(c, "system");
+        }
+        c.begin_array()?;
+        let mut text = MessageText {
+            not_user: true,
+            ..MessageText::default()
+        };
+        // What a system block needs, the system prompt asked for.
+        let conversation = std::mem::replace(&mut self.asked.prompt, Field::System);
+        let (mut first, mut n) = (true, 0u32);
+        while c.next_element(&mut first)? {
+            let path = || format!("system[{n}]");
+            let place = Place {
+                path: &path,
+                nested: false,
+            };
+            self.block(c, place, &mut text)?;
+            n += 1;
+        }
+        self.asked.prompt = conversation;
+        self.end_message(Role::Other, &text);
+        Ok(())
+    }
+
+    fn anthropic_messages(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
+        if c.peek() != Some(b'[') {
+            return Err(must_be(c, "messages", "an array"));
+        }
+        c.begin_array()?;
+        self.conversation = true;
+        let (mut first, mut count) = (true, 0u32);
+        while c.next_element(&mut first)? {
+            self.check_message_limit(count, "messages")?;
+            self.anthropic_message(c, count)?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(invalid("messages", "`messages` must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// One message: `role` (`user` or `assistant`) and `content` (a string or blocks). A user
+    /// message that only returns tool results is read as a tool message.
+    fn anthropic_message(&mut self, c: &mut Cursor<'a>, i: u32) -> Result<(), RouteError> {
+        let member = |name: &str| format!("messages[{i}].{name}");
+        if c.peek() != Some(b'{') {
+            return Err(must_be(c, &format!("messages[{i}]"), "an object"));
+        }
+        c.begin_object()?;
+        let mut role = Role::Unknown;
+        let mut text = MessageText::default();
+        let (mut has_content, mut tool_results) = (false, 0u32);
+        let (mut first, mut seen) = (true, Seen::default());
+        while let Some(key) = c.next_key_word(&mut first)? {
+            match key {
+                words::ROLE => {
+                    seen.once(0, || member("role"))?;
+                    role = match string_word(c, || member("role"))? {
+                        (words::USER, _) => Role::User,
+                        (words::ASSISTANT, _) => Role::Assistant,
+                        (_, s) => {
+                            let p = member("role");
+                            let msg = format!(
+                                "unknown role `{}` in `{p}`; expected user or assistant (a system prompt goes in `system`)",
+                                clip::name(&s.decode())
+                            );
+                            return Err(invalid(&p, msg));
+                        }
+                    };
+                }
+                words::CONTENT => {
+                    seen.once(1, || member("content"))?;
+                    text.not_user = role == Role::Assistant;
+                    has_content = true;
+                    match c.peek() {
+                        Some(b'"') => {
+                            let s = c.string(Some(&mut text.counts))?;
+                            self.piece(&mut text, s);
+                        }
+                        Some(b'[') => {
+                            c.begin_array()?;
+                            let (mut first, mut n) = (true, 0u32);
+                            while c.next_element(&mut first)? {
+                                let path = || format!("messages[{i}].content[{n}]");
+                                let place = Place {
+                                    path: &path,
+                                    nested: false,
+                                };
+                                tool_results += u32::from(self.block(c, place, &mut text)?);
+                                n += 1;
+                            }
+                        }
+                        _ => {
+                            let p = member("content");
+                            let msg = format!(
+                                "`{p}` must be a string or an array of content blocks, got {}",
+                                kind_at(c)?
+                            );
+                            return Err(invalid(&p, msg));
+                        }
+                    }
+                }
+                _ => {
+                    c.value(None)?;
+                }
+            }
+        }
+        if role == Role::Unknown {
+            let p = member("role");
+            return Err(invalid(&p, format!("`{p}` is required")));
+        }
+        if !has_content {
+            let p = member("content");
+            return Err(invalid(&p, format!("`{p}` is required")));
+        }
+        if role == Role::User && tool_results > 0 && text.pieces == 0 {
+            role = Role::Tool;
+        }
+        self.end_message(role, &text);
+        Ok(())
+    }
+
+    /// One content block; whether it was a tool result. Text blocks are the message's own text;
+    /// images, documents, tool use and results need what they need; thinking counts as text;
+    /// blocks of other types count their text and need nothing.
+    fn block(
+        &mut self,
+        c: &mut Cursor<'a>,
+        at: Place<'_>,
+        text: &mut MessageText<'a>,
+    ) -> Result<bool, RouteError> {
+        if c.peek() != Some(b'{') {
+            return Err(must_be(c, &(at.path)(), "a content block object"));
+        }
+        let Some((kind, name)) = type_ahead(c, at.path)? else {
+            let p = format!("{}.type", (at.path)());
+            return Err(invalid(&p, format!("`{p}` is required")));
+        };
+        let field = self.asked.prompt;
+        match kind {
+            words::TEXT => self.text_block(c, at, text)?,
+            words::IMAGE => {
+                if !self.has_member(c, SOURCE)? {
+                    return Err(no_payload(at, "source"));
+                }
+                self.media(Capability::Vision, field);
+            }
+            DOCUMENT => self.document(c, at)?,
+            TOOL_USE => {
+                c.value(Some(&mut self.prompt))?;
+                self.need(Capability::Tools, field);
+            }
+            TOOL_RESULT if !at.nested => {
+                self.tool_result(c, at)?;
+                self.need(Capability::Tools, field);
+                return Ok(true);
+            }
+            THINKING => {
+                c.begin_object()?;
+                let mut first = true;
+                while let Some(key) = c.next_key_word(&mut first)? {
+                    let counts = (key == THINKING).then_some(&mut self.prompt);
+                    c.value(counts)?;
+                }
+            }
+            _ => {
+                let mut buf = [0u8; 32];
+                let kind = name.small(&mut buf);
+                if kind == "redacted_thinking" {
+                    // Encrypted thinking: opaque bytes, no prompt text.
+                    c.value(None)?;
+                } else {
+                    if kind.starts_with("web_search") {
+                        self.need(Capability::WebSearch, field);
+                    }
+                    c.value(Some(&mut self.prompt))?;
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// A `text` block: its `text` is the speaker's (or, in a tool result, the tool's).
+    fn text_block(
+        &mut self,
+        c: &mut Cursor<'a>,
+        at: Place<'_>,
+        text: &mut MessageText<'a>,
+    ) -> Result<(), RouteError> {
+        c.begin_object()?;
+        let (mut first, mut seen, mut found) = (true, Seen::default(), false);
+        while let Some(key) = c.next_key_word(&mut first)? {
+            if key != words::TEXT {
+                c.value(None)?;
+                continue;
+            }
+            seen.once(0, || format!("{}.text", (at.path)()))?;
+            if c.peek() != Some(b'"') {
+                return Err(must_be(c, &format!("{}.text", (at.path)()), "a string"));
+            }
+            found = true;
+            if at.nested {
+                c.string(Some(&mut self.prompt))?;
+            } else {
+                let s = c.string(Some(&mut text.counts))?;
+                self.piece(text, s);
+            }
+        }
+        if !found {
+            let p = format!("{}.text", (at.path)());
+            return Err(invalid(&p, format!("`{p}` is required for a text block")));
+        }
+        Ok(())
+    }
+
+    /// A `tool_result` block: its `content` (a string or blocks) is the tool's text.
+    fn tool_result(&mut self, c: &mut Cursor<'a>, at: Place<'_>) -> Result<(), RouteError> {
+        c.begin_object()?;
+        let mut first = true;
+        while let Some(key) = c.next_key_word(&mut first)? {
+            if key != words::CONTENT {
+                c.value(None)?;
+                continue;
+            }
+            match c.peek() {
+                Some(b'[') => {
+                    c.begin_array()?;
+                    let (mut first, mut n) = (true, 0u32);
+                    let mut unused = MessageText::default();
+                    while c.next_element(&mut first)? {
+                        let path = || format!("{}.content[{n}]", (at.path)());
+                        let place = Place {
+                            path: &path,
+                            nested: true,
+                        };
+                        self.block(c, place, &mut unused)?;
+                        n += 1;
+                    }
+                }
+                _ => {
+                    c.value(Some(&mut self.prompt))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A `document` block: plain-text sources count as text, others (PDF, URL, file) as a
+    /// file; its title and context count as text.
+    fn document(&mut self, c: &mut Cursor<'a>, at: Place<'_>) -> Result<(), RouteError> {
+        c.begin_object()?;
+        let (mut first, mut has_source) = (true, false);
+        while let Some(key) = c.next_key_word(&mut first)? {
+            match key {
+                SOURCE => {
+                    if c.peek() != Some(b'{') {
+                        let p = format!("{}.source", (at.path)());
+                        return Err(must_be(c, &p, "an object"));
+                    }
+                    has_source = true;
+                    let path = || format!("{}.source", (at.path)());
+                    let kind = type_ahead(c, path)?;
+                    match kind.map(|(w, _)| w) {
+                        Some(words::TEXT) => {
+                            c.begin_object()?;
+                            let mut first = true;
+                            while let Some(key) = c.next_key_word(&mut first)? {
+                                let counts = (key == DATA).then_some(&mut self.prompt);
+                                c.value(counts)?;
+                            }
+                        }
+                        Some(words::CONTENT) => {
+                            let place = Place {
+                                path: &path,
+                                nested: true,
+                            };
+                            self.tool_result(c, place)?;
+                        }
+                        _ => {
+                            c.value(None)?;
+                            let limits = self.policy.limits;
+                            self.prompt.add(limits.file_tokens);
+                        }
+                    }
+                }
+                _ => {
+                    c.value(Some(&mut self.prompt))?;
+                }
+            }
+        }
+        if !has_source {
+            return Err(no_payload(at, "source"));
+        }
+        self.need(Capability::FileInput, self.asked.prompt);
+        Ok(())
+    }
+
+    /// Reads the object at the cursor; whether it has a non-null member `key`.
+    fn has_member(&mut self, c: &mut Cursor<'a>, key: Word) -> Result<bool, RouteError> {
+        c.begin_object()?;
+        let (mut first, mut found) = (true, false);
+        while let Some(k) = c.next_key_word(&mut first)? {
+            let v = c.value(None)?;
+            found |= k == key && !matches!(v, Kind::Null);
+        }
+        Ok(found)
+    }
+}
+
+/// A block of a media type without its payload.
+fn no_payload(at: Place<'_>, member: &str) -> RouteError {
+    let p = format!("{}.{member}", (at.path)());
+    invalid(&p, format!("`{p}` is required for this block type"))
+}
