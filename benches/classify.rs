@@ -6,6 +6,9 @@
 //! of classification's work that grows with the text, without the JSON).
 //! `classify_shapes/*` does the same for many short messages, for text written as `\u`
 //! escapes, and for one long user message (where the patterns' windows are searched).
+//! `classify_api/{chat,responses,messages}/2KiB` classifies and routes the same conversation
+//! written for each request API; `classify_api/forward/2KiB` writes the forwarded body beside
+//! `classify_api/copy/2KiB`, a plain copy of the same bytes into the same buffer.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -15,7 +18,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
-use fluxroute::{CallerContext, CompiledPolicy};
+use fluxroute::{Api, CallerContext, CompiledPolicy};
 
 #[path = "support/body.rs"]
 mod body;
@@ -96,5 +99,46 @@ fn shapes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classify, shapes);
+/// The same 2 KiB conversation in each request API, and forwarding it.
+fn apis(c: &mut Criterion) {
+    let policy = CompiledPolicy::embedded();
+    let ctx = CallerContext::default();
+    let mut group = c.benchmark_group("classify_api");
+    for api in Api::ALL {
+        let bytes = body::body_in(api, 2 << 10);
+        policy
+            .route_body_as(api, &bytes, &ctx)
+            .unwrap_or_else(|e| panic!("{api}: {e}"));
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(BenchmarkId::new(api.as_str(), "2KiB"), |b| {
+            b.iter(|| {
+                black_box(
+                    policy
+                        .route_body_as(api, black_box(&bytes), &ctx)
+                        .map(|d| d.model().len()),
+                )
+            })
+        });
+    }
+    let bytes = body(2 << 10);
+    let d = policy.route_body(&bytes, &ctx).unwrap();
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function(BenchmarkId::new("forward", "2KiB"), |b| {
+        b.iter(|| {
+            d.forward(black_box(&bytes), &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    group.bench_function(BenchmarkId::new("copy", "2KiB"), |b| {
+        b.iter(|| {
+            out.clear();
+            out.extend_from_slice(black_box(&bytes));
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, classify, shapes, apis);
 criterion_main!(benches);

@@ -7,29 +7,37 @@
 use std::sync::LazyLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use fluxroute::{CallerContext, Capability, CompiledPolicy, ErrorCode, Mode};
+use fluxroute::{Api, CallerContext, Capability, CompiledPolicy, ErrorCode, Mode};
 use serde_json::{Value, json};
 
 static POLICY: LazyLock<CompiledPolicy> = LazyLock::new(CompiledPolicy::embedded);
 
-/// Arbitrary bytes as a request body: classify and route under the embedded default policy.
+/// Arbitrary bytes as a request body of each API: classify and route under the embedded
+/// default policy, and forward what was decided.
 pub fn body(data: &[u8]) {
+    for api in Api::ALL {
+        body_as(api, data);
+    }
+}
+
+fn body_as(api: Api, data: &[u8]) {
     let policy = &*POLICY;
     // What the scanner accepts, serde_json accepts (and the other way round), except for the
     // documented leniencies: lone surrogates, numbers beyond f64, and nesting past 128; and a
     // key the engine reads given twice, which serde_json reads as its last copy.
-    if let Err(e) = policy.classify(data)
+    let parsed = serde_json::from_slice::<Value>(data).ok();
+    if let Err(e) = policy.classify_as(api, data)
         && e.code() == ErrorCode::InvalidJson
         && !e.message().contains("appears more than once")
-        && let Ok(v) = serde_json::from_slice::<Value>(data)
+        && let Some(v) = &parsed
     {
         assert!(
             !v.is_object(),
-            "scanner rejected what serde_json reads: {}",
+            "{api}: scanner rejected what serde_json reads: {}",
             e.message()
         );
     }
-    let features = match policy.classify(data) {
+    let features = match policy.classify_as(api, data) {
         Ok(f) => f,
         Err(e) => {
             // Classification rejects only with its own codes.
@@ -41,7 +49,7 @@ pub fn body(data: &[u8]) {
                         | ErrorCode::RequestTooLarge
                         | ErrorCode::ModelNotFound
                 ),
-                "{e}"
+                "{api}: {e}"
             );
             return;
         }
@@ -52,6 +60,7 @@ pub fn body(data: &[u8]) {
         tags: &["ab-test"],
         unavailable: &["gpt-4.1-nano"],
     };
+    let mut out = Vec::new();
     for ctx in [CallerContext::default(), ctx] {
         let Ok(d) = policy.route(&features, &ctx) else {
             continue;
@@ -67,6 +76,23 @@ pub fn body(data: &[u8]) {
             }
             Mode::Redirect => assert_eq!(d.fallbacks().count(), 0),
             _ => assert!(d.routed()),
+        }
+        // The forwarded body is the body with only `model` replaced, for every candidate.
+        for model in d.candidates() {
+            d.forward_to(model, data, &mut out)
+                .unwrap_or_else(|e| panic!("{api}: cannot forward to {model}: {e}"));
+            let len = data.len() + model.len() + 2;
+            assert!(
+                out.len() <= len,
+                "{api}: forwarded body grew past {len} bytes"
+            );
+            if let Some(Value::Object(original)) = &parsed {
+                let mut expected = original.clone();
+                expected.insert("model".into(), model.into());
+                let forwarded: Value = serde_json::from_slice(&out)
+                    .unwrap_or_else(|e| panic!("{api}: forwarded body is not JSON: {e}"));
+                assert_eq!(forwarded, Value::Object(expected), "{api}");
+            }
         }
     }
 }

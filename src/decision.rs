@@ -4,7 +4,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::capability::CapabilitySet;
-use crate::features::{Mode, RequestFeatures};
+use crate::features::{Mode, RequestFeatures, Source};
 use crate::policy::{CompiledPolicy, MAX_FALLBACKS, Model, ModelMeta};
 
 /// Why [`Decision::forward`] could not write a body.
@@ -226,7 +226,7 @@ impl<'p> Decision<'p> {
     /// ```
     pub fn headers_for(&self, model: &str) -> Option<[(&'static str, &'p str); 3]> {
         let m = self.candidate(model)?;
-        let routed = self.routed() || m.id != self.requested();
+        let routed = self.routed() || m.id != self.model();
         Some([
             ("X-Flux-Model", m.id.as_str()),
             ("X-Flux-Routed", if routed { "true" } else { "false" }),
@@ -288,8 +288,8 @@ impl<'p> Decision<'p> {
         let (Some(head), Some(tail)) = (body.get(..start), body.get(end..)) else {
             return Err(ForwardError::OtherBody);
         };
-        let quoted = |i: usize| body.get(i) == Some(&b'"');
-        if body.len() != at.len as usize || end < start + 2 || !quoted(start) || !quoted(end - 1) {
+        let value = body.get(start..end).unwrap_or_default();
+        if body.len() != at.len as usize || Source::hash(value) != at.hash {
             return Err(ForwardError::OtherBody);
         }
         out.clear();
@@ -331,6 +331,7 @@ impl Serialize for Decision<'_> {
             },
             estimated_cost_usd: round(self.choice.cost, 9),
             fallbacks: FallbacksView(self),
+            meta: MetaView(self),
             policy: PolicyView {
                 name: &self.policy.name,
                 fingerprint: &self.policy.fingerprint,
@@ -352,7 +353,31 @@ struct View<'a> {
     features: FeaturesView,
     estimated_cost_usd: f64,
     fallbacks: FallbacksView<'a>,
+    #[serde(skip_serializing_if = "MetaView::is_empty")]
+    meta: MetaView<'a>,
     policy: PolicyView<'a>,
+}
+
+/// The metadata of the served model and the fallbacks that have any, by model id.
+struct MetaView<'a>(&'a Decision<'a>);
+
+impl MetaView<'_> {
+    fn entries(&self) -> impl Iterator<Item = (&str, &ModelMeta)> {
+        let d = self.0;
+        d.candidates()
+            .filter_map(move |id| d.meta_for(id).map(|m| (id, m)))
+            .filter(|(_, m)| !m.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries().next().is_none()
+    }
+}
+
+impl Serialize for MetaView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.entries())
+    }
 }
 
 #[derive(Serialize)]

@@ -246,12 +246,24 @@ impl fmt::Debug for Origin {
 }
 
 /// Where a classified body's `model` value lies: the span of the JSON string (quotes
-/// included) and the body's length, so a different body is told apart.
+/// included), with the body's length and a hash of the value's bytes, so that another body is
+/// told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Source {
     pub start: u32,
     pub end: u32,
     pub len: u32,
+    pub hash: u32,
+}
+
+impl Source {
+    /// The hash of a `model` value's bytes as written.
+    pub fn hash(value: &[u8]) -> u32 {
+        let mut h = Fnv::new();
+        h.write(value);
+        let h = h.finish();
+        (h ^ h >> 32) as u32
+    }
 }
 
 /// A request field that error bodies name as `param`.

@@ -13,7 +13,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use fluxroute::{CallerContext, CompiledPolicy};
+use fluxroute::{Api, CallerContext, CompiledPolicy};
 
 struct Counting;
 
@@ -156,6 +156,51 @@ fn classify_and_route_make_a_constant_number_of_allocations() {
         allocations_during(|| assert!(policy.route_body(plain.as_bytes(), &ctx).is_ok())),
         0
     );
+}
+
+/// Every request API classifies and routes without allocating, and the forwarded body is
+/// written into the caller's buffer without any other allocation.
+#[test]
+fn every_api_classifies_routes_and_forwards_without_allocating() {
+    let policy = CompiledPolicy::embedded();
+    let ctx = CallerContext::default();
+    let bodies = [
+        (
+            Api::Chat,
+            r#"{"model": "flux-auto", "max_tokens": 300, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}], "web_search_options": {}}"#,
+        ),
+        (
+            Api::Responses,
+            r#"{"model": "flux-auto", "instructions": "be brief", "max_output_tokens": 300, "input": [{"role": "user", "content": [{"type": "input_text", "text": "what is this"}, {"type": "input_image", "image_url": "https://x/y.png"}]}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}, {"type": "function_call_output", "call_id": "c", "output": "ok"}, {"role": "user", "content": "and now"}], "tools": [{"type": "function", "name": "f", "parameters": {}}, {"type": "web_search"}], "text": {"format": {"type": "json_object"}}}"#,
+        ),
+        (
+            Api::Messages,
+            r#"{"model": "flux-auto", "max_tokens": 300, "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}], "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}, {"type": "text", "text": "what is this"}]}, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "ok"}]}]}], "tools": [{"name": "f", "input_schema": {}}], "thinking": {"type": "enabled", "budget_tokens": 1024}, "metadata": {"user_id": "u1"}}"#,
+        ),
+    ];
+    for (api, body) in bodies {
+        let bytes = body.as_bytes();
+        // Warm the pattern caches on this text first.
+        let d = policy.route_body_as(api, bytes, &ctx).unwrap();
+        assert!(d.fallbacks().count() > 0, "{api}");
+        let n = allocations_during(|| {
+            let d = policy.route_body_as(api, bytes, &ctx).unwrap();
+            assert!(!d.model().is_empty());
+        });
+        assert_eq!(n, 0, "{api}: classify + route allocated {n} times");
+        let mut out = Vec::with_capacity(bytes.len() + 64);
+        let n = allocations_during(|| {
+            for model in d.candidates() {
+                d.forward_to(model, bytes, &mut out).unwrap();
+            }
+        });
+        assert_eq!(
+            n, 0,
+            "{api}: forwarding into a roomy buffer allocated {n} times"
+        );
+        let n = allocations_during(|| d.forward(bytes, &mut Vec::new()).unwrap());
+        assert_eq!(n, 1, "{api}: forwarding into an empty buffer grows it once");
+    }
 }
 
 /// A policy of `models` models in one tier and `tenants` tenants, each allowed two models.

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use fluxroute::Api;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -36,11 +37,47 @@ const TURN_USER: &str = r#"{"role": "user", "content": "Why does this fail?\n```
 const TURN_ASSISTANT: &str = r#"{"role": "assistant", "content": "The input has a trailing \"\\r\" from Windows line endings; `trim()` removes it, so the error is elsewhere: the value 4294967296 overflows `u32`. Use `u64` or check the range first.\n\n1. Log the raw bytes.\n2. Parse as u64.\n3. Convert with `try_from`."}"#;
 const TOOLS: &str = r#""tools": [{"type": "function", "function": {"name": "run_tests", "description": "Run the test suite and return failures", "parameters": {"type": "object", "properties": {"filter": {"type": "string"}}}}}]"#;
 
-/// A realistic body of about `size` bytes: a system prompt, turns with code and escapes, tools.
+const SYSTEM: &str = "You are a careful senior engineer. Answer with code when it helps.";
+const TOOL_NAME: &str =
+    r#""name": "run_tests", "description": "Run the test suite and return failures""#;
+const TOOL_SCHEMA: &str = r#"{"type": "object", "properties": {"filter": {"type": "string"}}}"#;
+
+/// A realistic Chat Completions body of about `size` bytes: a system prompt, turns with code
+/// and escapes, tools.
+#[allow(dead_code)]
 pub fn body(size: usize) -> Vec<u8> {
+    body_in(Api::Chat, size)
+}
+
+/// The same conversation as [`body`] (the same turns) written for `api`: the system prompt as `instructions`
+/// (Responses) or `system` (Anthropic), the same turns, the same tool in the API's form.
+pub fn body_in(api: Api, size: usize) -> Vec<u8> {
+    let (head, tail) = match api {
+        Api::Chat => (
+            format!(
+                r#"{{"model": "flux-auto", "messages": [{{"role": "system", "content": "{SYSTEM}"}}, "#
+            ),
+            format!(r#"], {TOOLS}}}"#),
+        ),
+        Api::Responses => (
+            format!(r#"{{"model": "flux-auto", "instructions": "{SYSTEM}", "input": ["#),
+            format!(
+                r#"], "tools": [{{"type": "function", {TOOL_NAME}, "parameters": {TOOL_SCHEMA}}}]}}"#
+            ),
+        ),
+        Api::Messages => (
+            format!(
+                r#"{{"model": "flux-auto", "max_tokens": 4096, "system": "{SYSTEM}", "messages": ["#
+            ),
+            format!(r#"], "tools": [{{{TOOL_NAME}, "input_schema": {TOOL_SCHEMA}}}]}}"#),
+        ),
+    };
+    // As many turns as the chat body has, whatever the API's framing.
     let mut turns = Vec::new();
-    let head = r#"{"model": "flux-auto", "messages": [{"role": "system", "content": "You are a careful senior engineer. Answer with code when it helps."}, "#;
-    let mut len = head.len() + TOOLS.len() + 8;
+    let chat_head = format!(
+        r#"{{"model": "flux-auto", "messages": [{{"role": "system", "content": "{SYSTEM}"}}, "#
+    );
+    let mut len = chat_head.len() + TOOLS.len() + 8;
     while len < size || turns.len() < 2 {
         let t = if turns.len() % 2 == 0 {
             TURN_USER
@@ -53,7 +90,7 @@ pub fn body(size: usize) -> Vec<u8> {
     if turns.len() % 2 == 0 {
         turns.pop();
     }
-    format!("{head}{}], {TOOLS}}}", turns.join(", ")).into_bytes()
+    format!("{head}{}{tail}", turns.join(", ")).into_bytes()
 }
 
 /// A conversation of `n` short messages: the JSON walk between strings dominates.

@@ -74,7 +74,10 @@ impl<'a> Classification<'_, 'a> {
             Some(b'n') => return c.value(None).map(drop),
             _ => return Err(must_be(c, "thinking", "an object")),
         }
-        let disabled = matches!(type_ahead(c, || "thinking".into())?, Some((DISABLED, _)));
+        let disabled = matches!(
+            type_ahead(c, None, || "thinking".into())?,
+            Some((DISABLED, _))
+        );
         c.value(None)?;
         if !disabled {
             self.need(Capability::Reasoning, Field::Thinking);
@@ -237,7 +240,7 @@ impl<'a> Classification<'_, 'a> {
         if c.peek() != Some(b'{') {
             return Err(must_be(c, &(at.path)(), "a content block object"));
         }
-        let Some((kind, name)) = type_ahead(c, at.path)? else {
+        let Some((kind, name)) = type_ahead(c, None, at.path)? else {
             let p = format!("{}.type", (at.path)());
             return Err(invalid(&p, format!("`{p}` is required")));
         };
@@ -364,7 +367,7 @@ impl<'a> Classification<'_, 'a> {
                     }
                     has_source = true;
                     let path = || format!("{}.source", (at.path)());
-                    let kind = type_ahead(c, path)?;
+                    let kind = type_ahead(c, None, path)?;
                     match kind.map(|(w, _)| w) {
                         Some(words::TEXT) => {
                             c.begin_object()?;

@@ -68,9 +68,11 @@ fn string_word<'a>(
 
 /// The `type` of the object at the cursor, read ahead without moving the cursor, so that an
 /// object's members can be read knowing what it is whatever their order; `None` when it has
-/// none. A `type` that is not a string is an error for `path.type`.
+/// none, or when the key `until` comes first. A `type` that is not a string is an error for
+/// `path.type`.
 fn type_ahead<'a>(
     c: &Cursor<'a>,
+    until: Option<Word>,
     path: impl Fn() -> String,
 ) -> Result<Option<(Word, Str<'a>)>, RouteError> {
     let mut ahead = c.clone();
@@ -79,6 +81,9 @@ fn type_ahead<'a>(
     while let Some(key) = ahead.next_key_word(&mut first)? {
         if key == words::TYPE {
             return string_word(&mut ahead, || format!("{}.type", path())).map(Some);
+        }
+        if Some(key) == until {
+            return Ok(None);
         }
         ahead.value(None)?;
     }
@@ -253,9 +258,15 @@ impl<'p, 'a> Classification<'p, 'a> {
         match c.value(None)? {
             Kind::Str(s) => {
                 self.model = Some(s);
-                let span = (u32::try_from(start), u32::try_from(c.pos()));
-                self.source = match span {
-                    (Ok(start), Ok(end)) => Some(Source { start, end, len: 0 }),
+                let end = c.pos();
+                let value = c.text().as_bytes().get(start..end).unwrap_or_default();
+                self.source = match (u32::try_from(start), u32::try_from(end)) {
+                    (Ok(start), Ok(end)) => Some(Source {
+                        start,
+                        end,
+                        len: 0,
+                        hash: Source::hash(value),
+                    }),
                     _ => None,
                 };
                 Ok(())
@@ -365,8 +376,9 @@ impl<'p, 'a> Classification<'p, 'a> {
         Ok(())
     }
 
-    /// A list of tools whose entries carry a `type` (Responses, Anthropic): web search tools
-    /// need web search, every other tool needs tool calling. Definitions count as prompt.
+    /// A list of tools (Responses, Anthropic): web search tools need web search, every other
+    /// tool needs tool calling. A definition counts as prompt as its Chat Completions form
+    /// would: the whole object, plus the wrapper keys chat writes around it.
     fn typed_tools(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
         match c.peek() {
             Some(b'[') => {}
@@ -379,24 +391,22 @@ impl<'p, 'a> Classification<'p, 'a> {
             if c.peek() != Some(b'{') {
                 return Err(must_be(c, &format!("tools[{i}]"), "an object"));
             }
-            c.begin_object()?;
-            let (mut first_key, mut web) = (true, false);
-            let mut seen = Seen::default();
-            while let Some(key) = c.next_key_word(&mut first_key)? {
-                if key != words::TYPE {
-                    c.value(Some(&mut self.prompt))?;
-                    continue;
+            let kind = type_ahead(c, None, || format!("tools[{i}]"))?;
+            c.value(Some(&mut self.prompt))?;
+            let mut buf = [0u8; 32];
+            match kind.map(|(_, s)| s.small(&mut buf)) {
+                Some(k) if k.starts_with("web_search") => {
+                    self.need(Capability::WebSearch, Field::Tools);
                 }
-                let param = || format!("tools[{i}].type");
-                seen.once(0, param)?;
-                let (_, s) = string_word(c, param)?;
-                let mut buf = [0u8; 32];
-                web = s.small(&mut buf).starts_with("web_search");
-            }
-            if web {
-                self.need(Capability::WebSearch, Field::Tools);
-            } else {
-                self.need(Capability::Tools, Field::Tools);
+                typed => {
+                    // `{"type": "function", "function": {...}}` around a definition.
+                    let wrapper: &[&str] = match typed {
+                        Some(_) => &["function"],
+                        None => &["type", "function", "function"],
+                    };
+                    wrapper.iter().for_each(|w| self.prompt.text(w));
+                    self.need(Capability::Tools, Field::Tools);
+                }
             }
             i += 1;
         }

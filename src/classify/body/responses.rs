@@ -154,7 +154,10 @@ impl<'a> Classification<'_, 'a> {
         if c.peek() != Some(b'{') {
             return Err(must_be(c, &format!("input[{}]", at.i), "an object"));
         }
-        let Some((word, s)) = type_ahead(c, || format!("input[{}]", at.i))? else {
+        // An item with a role is a message (the SDKs write messages without a type): no need
+        // to read past its role for a type.
+        let Some((word, s)) = type_ahead(c, Some(words::ROLE), || format!("input[{}]", at.i))?
+        else {
             return self.message(c, at);
         };
         if word == words::MESSAGE {

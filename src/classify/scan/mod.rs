@@ -124,6 +124,11 @@ impl<'a> Cursor<'a> {
         self.pos
     }
 
+    /// The whole body.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// An `invalid_json` error at the current position.
     #[cold]
     #[inline(never)]
