@@ -342,3 +342,54 @@ fn a_catalog_outside_the_policy_folder_needs_the_flag_and_tenants_list_their_own
         .collect();
     assert_eq!(ids, ["flux-auto"]);
 }
+
+#[test]
+fn route_reads_the_named_api_and_writes_the_body_to_forward() {
+    let dir = std::env::temp_dir().join(format!("fluxroute-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let forward = dir.join("upstream.json");
+    let body = r#"{"model": "flux-auto", "max_tokens": 64, "system": "Be brief.", "messages": [{"role": "user", "content": "hello"}]}"#;
+    let out = run(
+        &[
+            "route",
+            "--api",
+            "messages",
+            "--forward",
+            forward.to_str().unwrap(),
+        ],
+        body,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = json(&out);
+    let model = d["model"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&forward).unwrap(),
+        body.replace("flux-auto", model)
+    );
+    // Read as Responses, the same body lacks `input`.
+    let e = json(&run(&["route", "--api", "responses"], body));
+    assert_eq!(e["error"]["param"], "input");
+    // An unknown API is a usage error.
+    let bad = run(&["route", "--api", "gemini"], body);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown API"));
+    // A rejected request writes nothing to forward.
+    std::fs::remove_file(&forward).unwrap();
+    let out = run(
+        &[
+            "route",
+            "--api",
+            "messages",
+            "--forward",
+            forward.to_str().unwrap(),
+        ],
+        r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hello"}]}"#,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!forward.exists());
+}

@@ -524,3 +524,42 @@ fn a_policy_may_not_buffer_bodies_past_64_mib() {
         "{err}"
     );
 }
+
+#[test]
+fn a_log_can_mix_request_apis() {
+    let policy = CompiledPolicy::embedded();
+    let log = [
+        r#"{"id": "c", "request": {"model": "flux-auto", "messages": [{"role": "user", "content": "hi"}]}}"#,
+        r#"{"id": "r", "api": "responses", "request": {"model": "flux-auto", "input": "hi"}}"#,
+        r#"{"id": "m", "api": "messages", "request": {"model": "flux-auto", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}}"#,
+        r#"{"id": "x", "api": "gemini", "request": {"model": "flux-auto", "contents": []}}"#,
+        r#"{"id": "y", "api": 3, "request": {"model": "flux-auto", "input": "hi"}}"#,
+        // Read as chat, a Responses body lacks `messages`.
+        r#"{"id": "z", "request": {"model": "flux-auto", "input": "hi"}}"#,
+    ]
+    .join("\n");
+    let (summary, out) = run(&policy, &log);
+    assert_eq!(summary["decisions"], 3);
+    assert_eq!(summary["errors"]["invalid_request"], 3);
+    for line in &out[..3] {
+        assert_eq!(line["decision"]["model"], "gpt-4.1-nano", "{line}");
+    }
+    assert_eq!(out[3]["error"]["param"], "api");
+    assert!(
+        out[3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gemini")
+    );
+    assert_eq!(out[4]["error"]["param"], "api");
+    assert_eq!(out[5]["error"]["param"], "messages");
+
+    // Bare bodies take the run's API.
+    let bare = r#"{"model": "flux-auto", "input": "hi"}"#;
+    let mut buf = Vec::new();
+    let report = Simulation::new(&policy)
+        .api(fluxroute::Api::Responses)
+        .run(bare.as_bytes(), Some(&mut buf), |_| {})
+        .unwrap();
+    assert_eq!(report.to_json()["decisions"], 1);
+}
