@@ -8,6 +8,10 @@
     clippy::panic
 )]
 
+#[path = "support/json.rs"]
+mod json;
+use json::escape_letters;
+
 use std::sync::LazyLock;
 
 use fluxroute::{
@@ -282,54 +286,6 @@ proptest! {
     }
 }
 
-/// `value` written with its members in reverse order and every ASCII letter of keys and strings
-/// escaped, so forwarding is checked on bodies no serializer would write.
-fn written_oddly(value: &Value) -> String {
-    fn string(s: &str, out: &mut String) {
-        out.push('"');
-        for c in s.chars() {
-            if c.is_ascii_alphabetic() {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            } else {
-                let one = serde_json::to_string(&c.to_string()).unwrap();
-                out.push_str(&one[1..one.len() - 1]);
-            }
-        }
-        out.push('"');
-    }
-    fn walk(v: &Value, out: &mut String) {
-        match v {
-            Value::String(s) => string(s, out),
-            Value::Array(items) => {
-                out.push_str("[ ");
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(" ,\n");
-                    }
-                    walk(item, out);
-                }
-                out.push(']');
-            }
-            Value::Object(members) => {
-                out.push_str("{\t");
-                for (i, (k, item)) in members.iter().rev().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    string(k, out);
-                    out.push_str(" : ");
-                    walk(item, out);
-                }
-                out.push_str(" }");
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    walk(value, &mut out);
-    out
-}
-
 /// `body` with unknown members added at the top level, before and after the known ones.
 fn with_extras(body: &Value, extras: &[(String, Value)]) -> Value {
     let mut out = Map::new();
@@ -386,7 +342,7 @@ proptest! {
         let mut out = Vec::new();
         for (api, body) in [(Api::Chat, r.chat()), (Api::Responses, r.responses()), (Api::Messages, r.messages())] {
             let body = with_extras(&body, &extras);
-            let text = if odd { written_oddly(&body) } else { serde_json::to_string_pretty(&body).unwrap() };
+            let text = if odd { escape_letters(&body, true) } else { serde_json::to_string_pretty(&body).unwrap() };
             let Ok(d) = POLICY.route_body_as(api, text.as_bytes(), &CallerContext::default()) else {
                 continue;
             };

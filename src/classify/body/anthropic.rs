@@ -2,8 +2,8 @@
 //! tool use and results, thinking), `max_tokens` (required), typed tools and `thinking`.
 
 use super::{
-    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, string_word, type_ahead,
-    words,
+    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, open_or_null, string_word,
+    type_ahead, words,
 };
 use crate::capability::Capability;
 use crate::classify::scan::{Cursor, Kind, Word, word};
@@ -43,42 +43,37 @@ struct Place<'s> {
 impl<'a> Classification<'_, 'a> {
     pub(super) fn anthropic(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
         self.asked.prompt = Field::Messages;
-        c.begin_object()?;
-        let mut first = true;
-        let mut buf = [0u8; 32];
-        let mut seen = Seen::default();
-        while let Some(key) = c.next_key(&mut first, None)? {
-            let name = key.small(&mut buf);
-            seen.top_level(&TOP_LEVEL, name)?;
+        self.members(c, &TOP_LEVEL, |this, c, name| {
             match name {
-                "model" => self.model(c)?,
-                "messages" => self.anthropic_messages(c)?,
-                "system" => self.system(c)?,
-                "max_tokens" => self.output_tokens(c, Field::MaxTokens, true)?,
-                "tools" => self.typed_tools(c)?,
-                "thinking" => self.thinking(c)?,
-                "metadata" => self.metadata(c)?,
-                "output_format" => self.response_format(c, Field::OutputFormat)?,
+                "model" => this.model(c)?,
+                "messages" => this.anthropic_messages(c)?,
+                "system" => this.system(c)?,
+                "max_tokens" => this.output_tokens(c, Field::MaxTokens, true)?,
+                "tools" => this.typed_tools(c)?,
+                "thinking" => this.thinking(c)?,
+                "metadata" => this.metadata(c)?,
+                "output_format" => this.response_format(c, Field::OutputFormat)?,
                 _ => {
                     c.value(None)?;
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// `thinking`: extended thinking needs a reasoning model unless its type is `disabled`.
     fn thinking(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        match c.peek() {
-            Some(b'{') => {}
-            Some(b'n') => return c.value(None).map(drop),
-            _ => return Err(must_be(c, "thinking", "an object")),
+        if !open_or_null(c, b'{', "thinking")? {
+            return Ok(());
         }
-        let disabled = matches!(
-            type_ahead(c, None, || "thinking".into())?,
-            Some((DISABLED, _))
-        );
-        c.value(None)?;
+        let (mut first, mut disabled) = (true, false);
+        while let Some(key) = c.next_key_word(&mut first)? {
+            if key == words::TYPE {
+                disabled = string_word(c, || "thinking.type".into())?.0 == DISABLED;
+            } else {
+                c.value(None)?;
+            }
+        }
         if !disabled {
             self.need(Capability::Reasoning, Field::Thinking);
         }

@@ -2,7 +2,8 @@
 //! shares with them.
 
 use super::{
-    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, string_word, words,
+    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, open_or_null, string_word,
+    words,
 };
 use crate::capability::Capability;
 use crate::classify::estimate::TextCounts;
@@ -84,52 +85,46 @@ impl At {
 impl<'a> Classification<'_, 'a> {
     pub(super) fn chat(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
         self.asked.prompt = Field::Messages;
-        c.begin_object()?;
-        let mut first = true;
-        let mut buf = [0u8; 32];
-        let mut seen = Seen::default();
-        while let Some(key) = c.next_key(&mut first, None)? {
-            let name = key.small(&mut buf);
-            seen.top_level(&TOP_LEVEL, name)?;
+        self.members(c, &TOP_LEVEL, |this, c, name| {
             match name {
-                "model" => self.model(c)?,
-                "messages" => self.messages(c)?,
+                "model" => this.model(c)?,
+                "messages" => this.messages(c)?,
                 "max_completion_tokens" => {
-                    self.output_tokens(c, Field::MaxCompletionTokens, true)?
+                    this.output_tokens(c, Field::MaxCompletionTokens, true)?
                 }
-                "max_tokens" => self.output_tokens(c, Field::MaxTokens, false)?,
-                "tools" => self.untyped_tools(c, Field::Tools)?,
-                "functions" => self.untyped_tools(c, Field::Functions)?,
-                "response_format" => self.response_format(c, Field::ResponseFormat)?,
-                "reasoning_effort" => self.reasoning(c, Field::ReasoningEffort)?,
-                "reasoning" => self.reasoning(c, Field::Reasoning)?,
+                "max_tokens" => this.output_tokens(c, Field::MaxTokens, false)?,
+                "tools" => this.untyped_tools(c, Field::Tools)?,
+                "functions" => this.untyped_tools(c, Field::Functions)?,
+                "response_format" => this.response_format(c, Field::ResponseFormat)?,
+                "reasoning_effort" => this.reasoning(c, Field::ReasoningEffort)?,
+                "reasoning" => this.reasoning(c, Field::Reasoning)?,
                 "logprobs" => match c.value(None)? {
-                    Kind::Bool(true) => self.need(Capability::Logprobs, Field::Logprobs),
+                    Kind::Bool(true) => this.need(Capability::Logprobs, Field::Logprobs),
                     Kind::Bool(false) | Kind::Null => {}
                     k => {
                         let msg = format!("`logprobs` must be a boolean, got {}", k.name());
                         return Err(invalid("logprobs", msg));
                     }
                 },
-                "top_logprobs" => self.top_logprobs(c)?,
-                "user" => self.user(c)?,
-                "modalities" => self.modalities(c)?,
+                "top_logprobs" => this.top_logprobs(c)?,
+                "user" => this.user(c)?,
+                "modalities" => this.modalities(c)?,
                 "audio" => {
                     if !matches!(c.value(None)?, Kind::Null) {
-                        self.need(Capability::AudioOutput, Field::Audio);
+                        this.need(Capability::AudioOutput, Field::Audio);
                     }
                 }
                 "web_search_options" => {
                     if !matches!(c.value(None)?, Kind::Null) {
-                        self.need(Capability::WebSearch, Field::WebSearchOptions);
+                        this.need(Capability::WebSearch, Field::WebSearchOptions);
                     }
                 }
                 _ => {
                     c.value(None)?;
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// `top_logprobs`: an integer asks for logprobs.
@@ -161,12 +156,9 @@ impl<'a> Classification<'_, 'a> {
 
     /// `modalities`: an array of strings; `"audio"` asks for audio output.
     pub(super) fn modalities(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        match c.peek() {
-            Some(b'[') => {}
-            Some(b'n') => return c.value(None).map(drop),
-            _ => return Err(must_be(c, "modalities", "an array")),
+        if !open_or_null(c, b'[', "modalities")? {
+            return Ok(());
         }
-        c.begin_array()?;
         let (mut first, mut i) = (true, 0u32);
         while c.next_element(&mut first)? {
             if let (words::AUDIO, _) = string_word(c, || format!("modalities[{i}]"))? {

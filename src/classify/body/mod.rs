@@ -45,6 +45,24 @@ fn must_be(c: &mut Cursor<'_>, param: &str, what: &str) -> RouteError {
     }
 }
 
+/// Consumes the `{` or `[` (`open`) at the cursor and returns `true`, or consumes a `null`
+/// and returns `false`; any other value is an `invalid_request` error for `path`.
+fn open_or_null(c: &mut Cursor<'_>, open: u8, path: &str) -> Result<bool, RouteError> {
+    match c.peek() {
+        Some(b'{') if open == b'{' => c.begin_object().map(|()| true),
+        Some(b'[') if open == b'[' => c.begin_array().map(|()| true),
+        Some(b'n') => c.value(None).map(|_| false),
+        _ => {
+            let what = if open == b'{' {
+                "an object"
+            } else {
+                "an array"
+            };
+            Err(must_be(c, path, what))
+        }
+    }
+}
+
 /// The value at the cursor when it is a string, as its [`Word`] and its text; any other value
 /// is an `invalid_request` error for the member at path `param`.
 fn string_word<'a>(
@@ -244,6 +262,27 @@ impl<'p, 'a> Classification<'p, 'a> {
         }
     }
 
+    /// Reads the top-level object, handing each member to `member` by its key; a key in
+    /// `known` may be given once.
+    #[inline(always)]
+    fn members(
+        &mut self,
+        c: &mut Cursor<'a>,
+        known: &[&str],
+        mut member: impl FnMut(&mut Self, &mut Cursor<'a>, &str) -> Result<(), RouteError>,
+    ) -> Result<(), RouteError> {
+        c.begin_object()?;
+        let mut first = true;
+        let mut buf = [0u8; 32];
+        let mut seen = Seen::default();
+        while let Some(key) = c.next_key(&mut first, None)? {
+            let name = key.small(&mut buf);
+            seen.top_level(known, name)?;
+            member(self, c, name)?;
+        }
+        Ok(())
+    }
+
     /// Records that `field` asked for `cap`.
     #[inline]
     fn need(&mut self, cap: Capability, field: Field) {
@@ -315,12 +354,9 @@ impl<'p, 'a> Classification<'p, 'a> {
     /// `output_format`): its `type` sets json_mode/json_schema; a schema's text counts.
     fn response_format(&mut self, c: &mut Cursor<'a>, field: Field) -> Result<(), RouteError> {
         let path = field.as_str();
-        match c.peek() {
-            Some(b'{') => {}
-            Some(b'n') => return c.value(None).map(drop),
-            _ => return Err(must_be(c, path, "an object")),
+        if !open_or_null(c, b'{', path)? {
+            return Ok(());
         }
-        c.begin_object()?;
         let mut first = true;
         let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
@@ -380,12 +416,9 @@ impl<'p, 'a> Classification<'p, 'a> {
     /// tool needs tool calling. A definition counts as prompt as its Chat Completions form
     /// would: the whole object, plus the wrapper keys chat writes around it.
     fn typed_tools(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        match c.peek() {
-            Some(b'[') => {}
-            Some(b'n') => return c.value(None).map(drop),
-            _ => return Err(must_be(c, "tools", "an array")),
+        if !open_or_null(c, b'[', "tools")? {
+            return Ok(());
         }
-        c.begin_array()?;
         let (mut first, mut i) = (true, 0u32);
         while c.next_element(&mut first)? {
             if c.peek() != Some(b'{') {

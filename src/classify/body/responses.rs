@@ -3,7 +3,8 @@
 
 use super::chat::At;
 use super::{
-    Classification, MessageText, Role, Seen, invalid, must_be, string_word, type_ahead, words,
+    Classification, MessageText, Role, Seen, invalid, must_be, open_or_null, string_word,
+    type_ahead, words,
 };
 use crate::capability::Capability;
 use crate::classify::scan::{Cursor, Kind};
@@ -35,52 +36,43 @@ const LOGPROBS_INCLUDE: &str = "message.output_text.logprobs";
 impl<'a> Classification<'_, 'a> {
     pub(super) fn responses(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
         self.asked.prompt = Field::Input;
-        c.begin_object()?;
-        let mut first = true;
-        let mut buf = [0u8; 32];
-        let mut seen = Seen::default();
-        while let Some(key) = c.next_key(&mut first, None)? {
-            let name = key.small(&mut buf);
-            seen.top_level(&TOP_LEVEL, name)?;
+        self.members(c, &TOP_LEVEL, |this, c, name| {
             match name {
-                "model" => self.model(c)?,
-                "input" => self.input(c)?,
-                "instructions" => self.system_text(c, "instructions")?,
-                "max_output_tokens" => self.output_tokens(c, Field::MaxOutputTokens, true)?,
-                "tools" => self.typed_tools(c)?,
-                "text" => self.text_config(c)?,
-                "reasoning" => self.reasoning(c, Field::Reasoning)?,
-                "top_logprobs" => self.top_logprobs(c)?,
-                "include" => self.include(c)?,
-                "user" => self.user(c)?,
-                "modalities" => self.modalities(c)?,
+                "model" => this.model(c)?,
+                "input" => this.input(c)?,
+                "instructions" => this.system_text(c, "instructions")?,
+                "max_output_tokens" => this.output_tokens(c, Field::MaxOutputTokens, true)?,
+                "tools" => this.typed_tools(c)?,
+                "text" => this.text_config(c)?,
+                "reasoning" => this.reasoning(c, Field::Reasoning)?,
+                "top_logprobs" => this.top_logprobs(c)?,
+                "include" => this.include(c)?,
+                "user" => this.user(c)?,
+                "modalities" => this.modalities(c)?,
                 "audio" => {
                     if !matches!(c.value(None)?, Kind::Null) {
-                        self.need(Capability::AudioOutput, Field::Audio);
+                        this.need(Capability::AudioOutput, Field::Audio);
                     }
                 }
                 // A conversation kept by the upstream: what it holds is not in the body.
                 "previous_response_id" | "conversation" | "prompt" => {
                     if !matches!(c.value(None)?, Kind::Null) {
-                        self.conversation = true;
+                        this.conversation = true;
                     }
                 }
                 _ => {
                     c.value(None)?;
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// `text`: the output configuration; its `format` is a response format.
     fn text_config(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        match c.peek() {
-            Some(b'{') => {}
-            Some(b'n') => return c.value(None).map(drop),
-            _ => return Err(must_be(c, "text", "an object")),
+        if !open_or_null(c, b'{', "text")? {
+            return Ok(());
         }
-        c.begin_object()?;
         let mut first = true;
         let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
@@ -96,12 +88,9 @@ impl<'a> Classification<'_, 'a> {
 
     /// `include`: extra output; output logprobs need a model that gives them.
     fn include(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        match c.peek() {
-            Some(b'[') => {}
-            Some(b'n') => return c.value(None).map(drop),
-            _ => return Err(must_be(c, "include", "an array")),
+        if !open_or_null(c, b'[', "include")? {
+            return Ok(());
         }
-        c.begin_array()?;
         let (mut first, mut i) = (true, 0u32);
         while c.next_element(&mut first)? {
             let (_, s) = string_word(c, || format!("include[{i}]"))?;
