@@ -372,6 +372,12 @@ impl<'a> Classification<'_, 'a> {
                                 c.value(counts)?;
                             }
                         }
+                        // Blocks inside a tool result are read one level deep: a document
+                        // there counts its content as text, so no body makes the reader
+                        // look ahead over the same bytes more than twice.
+                        Some(words::CONTENT) if at.nested => {
+                            c.value(Some(&mut self.prompt))?;
+                        }
                         Some(words::CONTENT) => {
                             let place = Place {
                                 path: &path,
