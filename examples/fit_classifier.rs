@@ -2,7 +2,7 @@
 //! two-model routing-eval file, printing the complexity score's APGR and CPT(50%) as a router
 //! at every point.
 //!
-//! `cargo run --release --example fit_classifier -- ../shared/data/routing-eval/gsm8k.jsonl`
+//! `cargo run --release --features simulate --example fit_classifier -- ../shared/data/routing-eval/gsm8k.jsonl`
 //!
 //! The weights of a classifier sum to 1, so the signal's weight is taken from the length
 //! feature: every point keeps `length + clauses` at the default policy's total. The other

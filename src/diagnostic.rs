@@ -7,6 +7,7 @@ use crate::clip;
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Severity {
     /// The policy still compiles; `check --deny-warnings` rejects it.
     Warning,
@@ -101,6 +102,7 @@ impl DiagnosticKind {
 
 /// One problem found in a policy, located by file, line, column and TOML key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,

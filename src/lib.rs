@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 // Lets shared test support written against the public API also build inside unit tests.
 #[cfg(test)]
@@ -19,6 +19,7 @@ mod patterns;
 mod policy;
 mod route;
 mod router;
+#[cfg(feature = "simulate")]
 mod simulate;
 mod suggest;
 #[cfg(feature = "watch")]
@@ -37,6 +38,7 @@ pub use policy::{
 };
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};
+#[cfg(feature = "simulate")]
 pub use simulate::{Point, Progress, Report, Simulation, Tradeoff, open_log};
 #[cfg(feature = "watch")]
 pub use watch::Watcher;

@@ -50,6 +50,7 @@ impl Routed {
 
 /// The outcome of a successful reload.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Reloaded {
     /// Whether the new policy differs from the one it replaced (by fingerprint).
     pub changed: bool,

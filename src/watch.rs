@@ -41,7 +41,7 @@ const DEFAULT_QUIET: Duration = Duration::from_millis(500);
 /// use std::time::Duration;
 /// use fluxroute::{CompiledPolicy, Router, Watcher};
 ///
-/// let path = "policies/default.toml";
+/// let path = std::path::Path::new("policies/default.toml");
 /// let router = Arc::new(Router::new(CompiledPolicy::from_file(path)?.policy));
 /// let _watcher = Watcher::start(router.clone(), path, Duration::from_secs(1), |outcome| {
 ///     match outcome {

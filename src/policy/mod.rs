@@ -135,6 +135,7 @@ pub struct LoadOptions {
 
 /// A policy that loaded, with the warnings found on the way.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Loaded {
     /// The compiled table.
     pub policy: CompiledPolicy,
