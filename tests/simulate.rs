@@ -554,6 +554,19 @@ fn a_log_can_mix_request_apis() {
     assert_eq!(out[4]["error"]["param"], "api");
     assert_eq!(out[5]["error"]["param"], "messages");
 
+    // Usage as the Responses and Anthropic APIs name it prices the record like chat's names.
+    let usage = |names: (&str, &str)| {
+        let line = format!(
+            r#"{{"id": "u", "api": "messages", "usage": {{"{}": 1000000, "{}": 0}}, "request": {{"model": "flux-pinned-gpt-4o", "max_tokens": 5, "messages": [{{"role": "user", "content": "hi"}}]}}}}"#,
+            names.0, names.1
+        );
+        run(&policy, &line).0["estimated_cost_usd"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(usage(("input_tokens", "output_tokens")), 2.5);
+    assert_eq!(usage(("prompt_tokens", "completion_tokens")), 2.5);
+
     // Bare bodies take the run's API.
     let bare = r#"{"model": "flux-auto", "input": "hi"}"#;
     let mut buf = Vec::new();

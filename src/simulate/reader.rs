@@ -40,11 +40,14 @@ pub(super) struct Record<'t> {
     pub ignored: Vec<&'static str>,
 }
 
-/// The tokens a record says its request actually used.
+/// The tokens a record says its request actually used, as Chat Completions names them
+/// (`prompt_tokens`, `completion_tokens`) or as the Responses and Anthropic APIs do
+/// (`input_tokens`, `output_tokens`).
 #[derive(Deserialize)]
 pub(super) struct Usage {
+    #[serde(alias = "input_tokens")]
     pub prompt_tokens: u64,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
 }
 
