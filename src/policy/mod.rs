@@ -254,6 +254,15 @@ impl CompiledPolicy {
         self.models.iter().find(|m| m.id == id).map(|m| &m.meta)
     }
 
+    /// The provider of the catalog model `id` (`openai`, `anthropic`, ...), or `None` when the
+    /// catalog has no such model.
+    pub fn model_provider(&self, id: &str) -> Option<&str> {
+        self.models
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.provider.as_str())
+    }
+
     /// The requested name a target was resolved from.
     pub(crate) fn target_name(&self, target: Target) -> &str {
         match target.0 {
