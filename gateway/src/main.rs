@@ -259,6 +259,7 @@ async fn serve(app: Arc<App>, api: Api, headers: HeaderMap, body: Bytes) -> Resp
             .headers(upstream_headers(
                 &headers,
                 app.config.key_for(&policy, model),
+                api,
             ))
             .body(forwarded.clone())
             .send()
@@ -310,9 +311,10 @@ fn routed_mode(d: &Decision<'_>) -> bool {
     matches!(d.mode(), Mode::Auto | Mode::Tier)
 }
 
-/// The headers sent upstream: the provider's key (or the client's), the content type, and
-/// Anthropic's version and beta headers as the client sent them.
-fn upstream_headers(client: &HeaderMap, key: Option<String>) -> HeaderMap {
+/// The headers sent upstream: the provider's key (or the client's) as a bearer token, and for
+/// the Messages API also as `x-api-key`, as Anthropic takes it; the content type; Anthropic's
+/// version and beta headers as the client sent them.
+fn upstream_headers(client: &HeaderMap, key: Option<String>, api: Api) -> HeaderMap {
     let mut out = HeaderMap::new();
     out.insert(
         header::CONTENT_TYPE,
@@ -328,9 +330,16 @@ fn upstream_headers(client: &HeaderMap, key: Option<String>) -> HeaderMap {
             out.insert(HeaderName::from_static(name), v.clone());
         }
     }
-    let key = key.or_else(|| api_key(client).map(str::to_owned));
-    if let Some(value) = key.and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok()) {
+    let Some(key) = key.or_else(|| api_key(client).map(str::to_owned)) else {
+        return out;
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
         out.insert(header::AUTHORIZATION, value);
+    }
+    if api == Api::Messages
+        && let Ok(value) = HeaderValue::from_str(&key)
+    {
+        out.insert("x-api-key", value);
     }
     out
 }

@@ -5,6 +5,7 @@ gateway binary); skipped with the reason printed when it is not set."""
 import json
 import os
 import pathlib
+import signal
 import socket
 import statistics
 import subprocess
@@ -185,6 +186,43 @@ def test_metrics_count_decisions_and_errors(gateway, client):
     text = httpx.get(f"{gateway}/metrics").text
     assert "fluxroute_decisions_total{" in text
     assert 'fluxroute_errors_total{code="model_not_allowed"}' in text
+
+
+def test_the_policy_reloads_on_sighup_and_a_bad_edit_keeps_the_old_one(upstream, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text((ROOT / "policies" / "default.toml").read_text())
+    port = free_port()
+    process = subprocess.Popen([BINARY, "--policy", str(policy), "--upstream", upstream,
+                                "--listen", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/healthz")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+
+        def policy_header():
+            body = {"model": "flux-auto", "messages": MESSAGES}
+            return httpx.post(f"{base}/v1/chat/completions", json=body).headers["x-flux-policy"]
+
+        assert policy_header().startswith("default@")
+        policy.write_text("[policy\n")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert policy_header().startswith("default@")
+        edited = (ROOT / "policies" / "default.toml").read_text().replace('name = "default"', 'name = "edited"')
+        policy.write_text(edited)
+        process.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            if policy_header().startswith("edited@"):
+                break
+            time.sleep(0.05)
+        assert policy_header().startswith("edited@")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_gateway_overhead_on_loopback(gateway, upstream):
