@@ -74,44 +74,49 @@ class FluxLiteLLM:
         """The fluxroute decision for a chat request's keyword arguments (`RouteError` if rejected)."""
         return self.router.route(_body(kwargs), tenant=tenant, tags=list(tags), unavailable=list(unavailable))
 
-    def _candidates(self, decision) -> list[str]:
-        # Pinned, passthrough and redirected names are served by exactly their model.
+    def _plan(self, kwargs: dict[str, Any], tenant, tags, unavailable):
+        """The decision and the calls to try in order: the served model, then (for `flux-auto`
+        and tier names only) the fallbacks. Pinned, passthrough and redirected names are served
+        by exactly their model."""
+        decision = self.decide(kwargs, tenant, tags, unavailable)
+        models = [decision.model]
         if decision.mode in ("auto", "tier"):
-            return [decision.model, *decision.fallbacks]
-        return [decision.model]
+            models += decision.fallbacks
+        return decision, [(model, {**kwargs, "model": model}) for model in models]
 
     def completion(self, *, tenant: Optional[str] = None, tags: Iterable[str] = (), unavailable: Iterable[str] = (), **kwargs: Any) -> Any:
         """`litellm.Router.completion` for the model fluxroute chooses, failing over along the
         decision's fallbacks for `flux-auto` and tier names."""
-        decision = self.decide(kwargs, tenant, tags, unavailable)
-        last: Optional[BaseException] = None
-        for model in self._candidates(decision):
+        decision, calls = self._plan(kwargs, tenant, tags, unavailable)
+        failures: list[BaseException] = []
+        for model, call in calls:
             try:
-                response = self.litellm.completion(**{**kwargs, "model": model})
+                response = self.litellm.completion(**call)
             except Exception as error:  # noqa: BLE001 - LiteLLM raises many kinds
-                if not _retryable(error):
-                    raise
-                last = error
+                _keep_retryable(error, failures)
                 continue
             return _with_headers(response, decision.headers_for(model), decision.to_dict())
-        assert last is not None
-        raise last
+        raise failures[-1]
 
     async def acompletion(self, *, tenant: Optional[str] = None, tags: Iterable[str] = (), unavailable: Iterable[str] = (), **kwargs: Any) -> Any:
         """The async form of `completion`."""
-        decision = self.decide(kwargs, tenant, tags, unavailable)
-        last: Optional[BaseException] = None
-        for model in self._candidates(decision):
+        decision, calls = self._plan(kwargs, tenant, tags, unavailable)
+        failures: list[BaseException] = []
+        for model, call in calls:
             try:
-                response = await self.litellm.acompletion(**{**kwargs, "model": model})
+                response = await self.litellm.acompletion(**call)
             except Exception as error:  # noqa: BLE001
-                if not _retryable(error):
-                    raise
-                last = error
+                _keep_retryable(error, failures)
                 continue
             return _with_headers(response, decision.headers_for(model), decision.to_dict())
-        assert last is not None
-        raise last
+        raise failures[-1]
+
+
+def _keep_retryable(error: BaseException, failures: list) -> None:
+    """Keeps a failure the next model may recover from; re-raises any other."""
+    if not _retryable(error):
+        raise error
+    failures.append(error)
 
 
 def _custom_logger_base():
