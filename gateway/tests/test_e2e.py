@@ -47,6 +47,11 @@ class Upstream(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Upstream.seen.append((self.path, body))
         model = body.get("model")
+        if self.path != "/v1/chat/completions":
+            # The Responses and Messages endpoints: enough of an answer to name the model.
+            return self.reply(200, {"id": "r1", "object": "response", "created_at": 1, "model": model,
+                                    "status": "completed", "output": [], "type": "message",
+                                    "role": "assistant", "content": [{"type": "text", "text": f"served by {model}"}]})
         if model in Upstream.failing:
             return self.reply(503, {"error": {"message": f"{model} is overloaded", "type": "server_error", "code": None}})
         if body.get("stream"):
@@ -179,6 +184,25 @@ def test_a_denied_tenant_gets_403_with_the_openai_error_body(gateway):
         trial.chat.completions.create(model="flux-pinned-claude-sonnet-4-5", messages=MESSAGES)
     assert caught.value.status_code == 403
     assert caught.value.body["code"] == "model_not_allowed"
+
+
+def test_responses_and_messages_bodies_are_routed_and_forwarded(gateway, client):
+    raw = client.responses.with_raw_response.create(model="flux-auto", input="hello", instructions="Be brief.")
+    served = raw.headers["x-flux-model"]
+    path, body = Upstream.seen[-1]
+    assert path == "/v1/responses"
+    assert body == {"model": served, "input": "hello", "instructions": "Be brief."}
+    message = {"model": "flux-auto", "max_tokens": 64, "messages": MESSAGES}
+    answer = httpx.post(f"{gateway}/v1/messages", json=message,
+                        headers={"x-api-key": "sk-test", "anthropic-version": "2023-06-01"})
+    assert answer.status_code == 200
+    served = answer.headers["x-flux-model"]
+    assert answer.json()["content"][0]["text"] == f"served by {served}"
+    assert Upstream.seen[-1] == ("/v1/messages", {**message, "model": served})
+    # Anthropic bodies need max_tokens: the engine's 400 reaches the client.
+    missing = httpx.post(f"{gateway}/v1/messages", json={"model": "flux-auto", "messages": MESSAGES})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["param"] == "max_tokens"
 
 
 def test_metrics_count_decisions_and_errors(gateway, client):
