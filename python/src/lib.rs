@@ -207,6 +207,23 @@ impl Router {
         Ok(out)
     }
 
+    /// Validates a policy file (default: the one this router serves; the embedded policy when
+    /// it has none) without swapping it in: every diagnostic, errors and warnings.
+    #[pyo3(signature = (path=None))]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        path: Option<PathBuf>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        match path.or_else(|| self.path.clone()) {
+            Some(path) => check(py, path),
+            None => CompiledPolicy::validate(fluxroute::EMBEDDED_POLICY, "<embedded>")
+                .iter()
+                .map(|d| diagnostic_dict(py, d))
+                .collect(),
+        }
+    }
+
     /// The serving policy's name.
     #[getter]
     fn policy_name(&self) -> String {

@@ -124,6 +124,9 @@ def test_check_reports_located_diagnostics(tmp_path):
     assert diagnostics[0]["severity"] == "error" and diagnostics[0]["line"] > 0
     with pytest.raises(fluxroute.PolicyError):
         fluxroute.Router(bad)
+    router = fluxroute.Router()
+    assert router.check() == []
+    assert router.check(bad)[0]["kind"] == "unknown_tier"
 
 
 def test_threads_route_concurrently_to_the_same_answers():
