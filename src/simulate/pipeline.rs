@@ -17,7 +17,7 @@ use crate::features::Api;
 use crate::policy::CompiledPolicy;
 
 impl Simulation<'_> {
-    /// Replays `input` (JSONL; gzip is the caller's to undo, see [`open_log`]), writing one
+    /// Replays `input` (JSONL; gzip is the caller's to undo, see [`open_log`](crate::open_log)), writing one
     /// `{"id", "decision"}` or `{"id", "error"}` line per record to `out` in input order.
     /// Bad lines are counted with their line number; only I/O errors stop the run.
     ///
