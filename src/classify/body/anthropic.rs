@@ -243,14 +243,14 @@ impl<'a> Classification<'_, 'a> {
         match kind {
             words::TEXT => self.text_block(c, at, text)?,
             words::IMAGE => {
-                if !self.has_member(c, SOURCE)? {
+                if !self.has_member(c, SOURCE, at)? {
                     return Err(no_payload(at, "source"));
                 }
                 self.media(Capability::Vision, field);
             }
             DOCUMENT => self.document(c, at)?,
             TOOL_USE => {
-                c.value(Some(&mut self.prompt))?;
+                self.count_block(c, at)?;
                 self.need(Capability::Tools, field);
             }
             TOOL_RESULT if !at.nested => {
@@ -260,8 +260,9 @@ impl<'a> Classification<'_, 'a> {
             }
             THINKING => {
                 c.begin_object()?;
-                let mut first = true;
+                let (mut first, mut seen) = (true, Seen::default());
                 while let Some(key) = c.next_key_word(&mut first)? {
+                    seen.type_key(key, at.path)?;
                     let counts = (key == THINKING).then_some(&mut self.prompt);
                     c.value(counts)?;
                 }
@@ -270,13 +271,13 @@ impl<'a> Classification<'_, 'a> {
                 let mut buf = [0u8; 32];
                 let kind = name.small(&mut buf);
                 if kind == "redacted_thinking" {
-                    // Encrypted thinking: opaque bytes, no prompt text.
-                    c.value(None)?;
+                    // Encrypted thinking: opaque bytes, no prompt text (read for its `type`).
+                    self.has_member(c, DATA, at)?;
                 } else {
                     if kind.starts_with("web_search") {
                         self.need(Capability::WebSearch, field);
                     }
-                    c.value(Some(&mut self.prompt))?;
+                    self.count_block(c, at)?;
                 }
             }
         }
@@ -294,6 +295,7 @@ impl<'a> Classification<'_, 'a> {
         let (mut first, mut seen, mut found) = (true, Seen::default(), false);
         while let Some(key) = c.next_key_word(&mut first)? {
             if key != words::TEXT {
+                seen.type_key(key, at.path)?;
                 c.value(None)?;
                 continue;
             }
@@ -319,9 +321,10 @@ impl<'a> Classification<'_, 'a> {
     /// A `tool_result` block: its `content` (a string or blocks) is the tool's text.
     fn tool_result(&mut self, c: &mut Cursor<'a>, at: Place<'_>) -> Result<(), RouteError> {
         c.begin_object()?;
-        let mut first = true;
+        let (mut first, mut seen) = (true, Seen::default());
         while let Some(key) = c.next_key_word(&mut first)? {
             if key != words::CONTENT {
+                seen.type_key(key, at.path)?;
                 c.value(None)?;
                 continue;
             }
@@ -352,8 +355,12 @@ impl<'a> Classification<'_, 'a> {
     /// file; its title and context count as text.
     fn document(&mut self, c: &mut Cursor<'a>, at: Place<'_>) -> Result<(), RouteError> {
         c.begin_object()?;
-        let (mut first, mut has_source) = (true, false);
+        let (mut first, mut has_source, mut seen) = (true, false, Seen::default());
         while let Some(key) = c.next_key_word(&mut first)? {
+            if seen.type_key(key, at.path)? {
+                c.value(None)?;
+                continue;
+            }
             match key {
                 SOURCE => {
                     if c.peek() != Some(b'{') {
@@ -405,14 +412,31 @@ impl<'a> Classification<'_, 'a> {
     }
 
     /// Reads the object at the cursor; whether it has a non-null member `key`.
-    fn has_member(&mut self, c: &mut Cursor<'a>, key: Word) -> Result<bool, RouteError> {
+    fn has_member(
+        &mut self,
+        c: &mut Cursor<'a>,
+        key: Word,
+        at: Place<'_>,
+    ) -> Result<bool, RouteError> {
         c.begin_object()?;
-        let (mut first, mut found) = (true, false);
+        let (mut first, mut found, mut seen) = (true, false, Seen::default());
         while let Some(k) = c.next_key_word(&mut first)? {
+            seen.type_key(k, at.path)?;
             let v = c.value(None)?;
             found |= k == key && !matches!(v, Kind::Null);
         }
         Ok(found)
+    }
+
+    /// Reads the block at the cursor counting all of its text, its `type` given once.
+    fn count_block(&mut self, c: &mut Cursor<'a>, at: Place<'_>) -> Result<(), RouteError> {
+        c.begin_object()?;
+        let (mut first, mut seen) = (true, Seen::default());
+        while let Some(key) = c.next_key(&mut first, Some(&mut self.prompt))? {
+            seen.type_key(key.word(), at.path)?;
+            c.value(Some(&mut self.prompt))?;
+        }
+        Ok(())
     }
 }
 

@@ -32,7 +32,14 @@ const TOP_LEVEL: [&str; 15] = [
 ];
 
 /// The keys of a message classification reads, by the bit each has; each may appear once.
-const MESSAGE_NAMES: [&str; 5] = ["role", "content", "tool_calls", "function_call", "name"];
+const MESSAGE_NAMES: [&str; 6] = [
+    "role",
+    "content",
+    "tool_calls",
+    "function_call",
+    "name",
+    "type",
+];
 
 /// The keys of a content part classification reads, by bit; each may appear once.
 const PART_NAMES: [&str; 10] = [
@@ -257,6 +264,11 @@ impl<'a> Classification<'_, 'a> {
                     once(&mut seen, 4)?;
                     c.value(Some(&mut self.prompt))?;
                     self.prompt.add(1);
+                }
+                // A Responses message item's type, read ahead: given once.
+                words::TYPE => {
+                    once(&mut seen, 5)?;
+                    c.value(None)?;
                 }
                 _ => {
                     c.value(None)?;

@@ -131,6 +131,17 @@ impl Seen {
         Ok(())
     }
 
+    /// Whether `key` is `type`, marking it read: a block or item read ahead for its type must
+    /// not give another one later (the reader would see the first, others the last).
+    #[inline]
+    fn type_key(&mut self, key: Word, path: impl Fn() -> String) -> Result<bool, RouteError> {
+        if key != words::TYPE {
+            return Ok(false);
+        }
+        self.once(31, || format!("{}.type", path()))?;
+        Ok(true)
+    }
+
     /// Marks the key `name` of a top-level object as read, when it is one of `known`.
     #[inline]
     fn top_level(&mut self, known: &[&str], name: &str) -> Result<(), RouteError> {

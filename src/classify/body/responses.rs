@@ -201,6 +201,7 @@ impl<'a> Classification<'_, 'a> {
         while let Some(key) = c.next_key(&mut first, None)? {
             let mut buf = [0u8; 32];
             if key.small(&mut buf) != "output" {
+                seen.type_key(key.word(), || at.path())?;
                 c.value(None)?;
                 continue;
             }
