@@ -264,9 +264,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// A chat request written for the Responses API or for Anthropic Messages reads the same:
-    /// capabilities, output length, complexity and message count exactly, prompt tokens within
-    /// 5% (3 tokens for the smallest prompts, where tool-call framing differs by a word or two),
-    /// and the same model serves it.
+    /// capabilities, output length, complexity, message count and pattern matches exactly,
+    /// prompt tokens within 5% (3 tokens for the smallest prompts, where tool-call framing
+    /// differs by a word or two), and with the same estimate the same model serves it.
     #[test]
     fn the_same_request_reads_the_same_in_every_api(r in request()) {
         let chat = classify(Api::Chat, &r.chat());
@@ -281,7 +281,14 @@ proptest! {
             prop_assert_eq!(other.matched, chat.matched, "{}", api);
             let (a, b) = (f64::from(chat.prompt_tokens), f64::from(other.prompt_tokens));
             prop_assert!((a - b).abs() <= (0.05 * a).max(3.0), "{api}: {a} vs {b} prompt tokens");
-            prop_assert_eq!(served(&other), served(&chat), "{}", api);
+            // Every other feature is equal, so with the same estimate the same model serves. (A
+            // few tokens more or less can move a request across a price crossing of two models,
+            // which is the estimate's business, checked above.)
+            let mut aligned = other;
+            aligned.prompt_tokens = chat.prompt_tokens;
+            prop_assert_eq!(served(&aligned), served(&chat), "{}", api);
+            // Unaligned, the API's own estimate is served too (an error only where chat's is).
+            prop_assert_eq!(served(&other).is_ok(), served(&chat).is_ok(), "{}", api);
         }
     }
 }
