@@ -68,7 +68,7 @@ impl CompiledPolicy {
         let mut reading = Classification::new(self, api);
         reading.body(&mut c)?;
         c.end()?;
-        reading.finish(body.len())
+        reading.finish()
     }
 
     /// The complexity score and class from the classifier's features and signals.

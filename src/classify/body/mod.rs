@@ -308,13 +308,14 @@ impl<'p, 'a> Classification<'p, 'a> {
         match c.value(None)? {
             Kind::Str(s) => {
                 self.model = Some(s);
-                let end = c.pos();
-                let value = c.text().as_bytes().get(start..end).unwrap_or_default();
-                self.source = match (u32::try_from(start), u32::try_from(end)) {
-                    (Ok(start), Ok(end)) => Some(Source {
+                let (end, body) = (c.pos(), c.text().as_bytes());
+                let value = body.get(start..end).unwrap_or_default();
+                let span = (u32::try_from(start), u32::try_from(end));
+                self.source = match (span, u32::try_from(body.len())) {
+                    ((Ok(start), Ok(end)), Ok(len)) => Some(Source {
                         start,
                         end,
-                        len: 0,
+                        len,
                         hash: Source::hash(value),
                     }),
                     _ => None,
@@ -521,7 +522,7 @@ impl<'p, 'a> Classification<'p, 'a> {
         }
     }
 
-    pub(super) fn finish(self, body_len: usize) -> Result<RequestFeatures, RouteError> {
+    pub(super) fn finish(self) -> Result<RequestFeatures, RouteError> {
         let policy = self.policy;
         let Some(model) = self.model else {
             return Err(invalid(
@@ -567,10 +568,6 @@ impl<'p, 'a> Classification<'p, 'a> {
             self.capabilities.contains(Capability::Tools),
             &matched,
         );
-        let source = self.source.and_then(|s| {
-            let len = u32::try_from(body_len).ok()?;
-            Some(Source { len, ..s })
-        });
         Ok(RequestFeatures {
             target,
             prompt_tokens: prompt.tokens(),
@@ -582,7 +579,7 @@ impl<'p, 'a> Classification<'p, 'a> {
             matched: matched.bits,
             key: self.user.or(self.first_user).unwrap_or(0),
             asked: self.asked,
-            source: Origin(source),
+            source: Origin(self.source),
         })
     }
 }
