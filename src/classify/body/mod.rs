@@ -436,10 +436,26 @@ impl<'p, 'a> Classification<'p, 'a> {
             if c.peek() != Some(b'{') {
                 return Err(must_be(c, &format!("tools[{i}]"), "an object"));
             }
-            let kind = type_ahead(c, None, || format!("tools[{i}]"))?;
-            c.value(Some(&mut self.prompt))?;
+            // One pass: every member counts; the type decides what the tool needs.
+            c.begin_object()?;
+            let (mut first, mut kind) = (true, None);
+            while let Some(key) = c.next_key(&mut first, Some(&mut self.prompt))? {
+                let is_type = if key.escaped {
+                    key.word() == words::TYPE
+                } else {
+                    key.raw == "type"
+                };
+                if !is_type || kind.is_some() {
+                    c.value(Some(&mut self.prompt))?;
+                    continue;
+                }
+                if c.peek() != Some(b'"') {
+                    return Err(must_be(c, &format!("tools[{i}].type"), "a string"));
+                }
+                kind = Some(c.string(Some(&mut self.prompt))?);
+            }
             let mut buf = [0u8; 32];
-            match kind.map(|(_, s)| s.small(&mut buf)) {
+            match kind.map(|s| s.small(&mut buf)) {
                 Some(k) if k.starts_with("web_search") => {
                     self.need(Capability::WebSearch, Field::Tools);
                 }
