@@ -293,9 +293,11 @@ impl<'p> Decision<'p> {
             return Err(ForwardError::OtherBody);
         }
         out.clear();
-        out.reserve(head.len() + tail.len() + json_string_len(&m.id));
+        // Model ids are visible ASCII (the policy checks): escaped, at most twice as long.
+        out.reserve(head.len() + tail.len() + 2 * m.id.len() + 2);
         out.extend_from_slice(head);
-        write_json_string(out, &m.id);
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &m.id);
         out.extend_from_slice(tail);
         Ok(())
     }
@@ -411,35 +413,6 @@ impl Serialize for FallbacksView<'_> {
 struct PolicyView<'a> {
     name: &'a str,
     fingerprint: &'a str,
-}
-
-/// The length of `s` as a JSON string, quotes included.
-fn json_string_len(s: &str) -> usize {
-    2 + s
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' => 2,
-            0..0x20 => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
-}
-
-/// Appends `s` to `out` as a JSON string.
-fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for b in s.bytes() {
-        match b {
-            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-            0..0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let hex = |n: u8| HEX.get(usize::from(n)).copied().unwrap_or(b'0');
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 15)]);
-            }
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
 }
 
 /// Rounds for display; decisions keep full precision.
