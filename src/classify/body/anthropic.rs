@@ -125,21 +125,7 @@ impl<'a> Classification<'_, 'a> {
     }
 
     fn anthropic_messages(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        if c.peek() != Some(b'[') {
-            return Err(must_be(c, "messages", "an array"));
-        }
-        c.begin_array()?;
-        self.conversation = true;
-        let (mut first, mut count) = (true, 0u32);
-        while c.next_element(&mut first)? {
-            self.check_message_limit(count, "messages")?;
-            self.anthropic_message(c, count)?;
-            count += 1;
-        }
-        if count == 0 {
-            return Err(invalid("messages", "`messages` must not be empty".into()));
-        }
-        Ok(())
+        self.message_list(c, "messages", Self::anthropic_message)
     }
 
     /// One message: `role` (`user` or `assistant`) and `content` (a string or blocks). A user

@@ -9,7 +9,7 @@ use crate::capability::Capability;
 use crate::classify::estimate::TextCounts;
 use crate::classify::scan::{Cursor, Kind, Str};
 use crate::clip;
-use crate::error::{ErrorCode, RouteError};
+use crate::error::RouteError;
 use crate::features::Field;
 
 /// The top-level keys a Chat Completions body may give once.
@@ -177,39 +177,15 @@ impl<'a> Classification<'_, 'a> {
     }
 
     fn messages(&mut self, c: &mut Cursor<'a>) -> Result<(), RouteError> {
-        if c.peek() != Some(b'[') {
-            return Err(must_be(c, "messages", "an array"));
-        }
-        c.begin_array()?;
-        self.conversation = true;
-        let mut first = true;
-        let mut count: u32 = 0;
-        while c.next_element(&mut first)? {
-            self.check_message_limit(count, "messages")?;
-            self.message(
+        self.message_list(c, "messages", |this, c, i| {
+            this.message(
                 c,
                 At {
                     list: "messages",
-                    i: count,
+                    i,
                 },
-            )?;
-            count += 1;
-        }
-        if count == 0 {
-            return Err(invalid("messages", "`messages` must not be empty".into()));
-        }
-        Ok(())
-    }
-
-    /// A `request_too_large` error once `count` messages were read and the policy allows no
-    /// more.
-    pub(super) fn check_message_limit(&self, count: u32, param: &str) -> Result<(), RouteError> {
-        let limit = self.policy.limits.max_messages;
-        if count >= limit {
-            let msg = format!("more than {limit} messages, the policy's limit");
-            return Err(RouteError::new(ErrorCode::RequestTooLarge, msg).with_param(param));
-        }
-        Ok(())
+            )
+        })
     }
 
     /// One message: `role`, `content`, `tool_calls`, `function_call` and `name` are read.

@@ -294,6 +294,37 @@ impl<'p, 'a> Classification<'p, 'a> {
         Ok(())
     }
 
+    /// A list of messages (or Responses items) at `list`, each read by `read`, at most the
+    /// policy's `max_messages`: the conversation. An empty list is an error, except for the
+    /// Responses API, whose conversation may be kept upstream.
+    fn message_list(
+        &mut self,
+        c: &mut Cursor<'a>,
+        list: &'static str,
+        mut read: impl FnMut(&mut Self, &mut Cursor<'a>, u32) -> Result<(), RouteError>,
+    ) -> Result<(), RouteError> {
+        if c.peek() != Some(b'[') {
+            return Err(must_be(c, list, "an array"));
+        }
+        c.begin_array()?;
+        let limit = self.policy.limits.max_messages;
+        let (mut first, mut count) = (true, 0u32);
+        while c.next_element(&mut first)? {
+            if count >= limit {
+                let msg = format!("more than {limit} messages, the policy's limit");
+                return Err(RouteError::new(ErrorCode::RequestTooLarge, msg).with_param(list));
+            }
+            read(self, c, count)?;
+            count += 1;
+        }
+        match (count, self.api) {
+            (0, Api::Responses) => {}
+            (0, _) => return Err(invalid(list, format!("`{list}` must not be empty"))),
+            _ => self.conversation = true,
+        }
+        Ok(())
+    }
+
     /// Records that `field` asked for `cap`.
     #[inline]
     fn need(&mut self, cap: Capability, field: Field) {

@@ -118,23 +118,9 @@ impl<'a> Classification<'_, 'a> {
             Some(b'n') => return c.value(None).map(drop),
             _ => return Err(must_be(c, "input", "a string or an array of items")),
         }
-        c.begin_array()?;
-        let (mut first, mut count) = (true, 0u32);
-        while c.next_element(&mut first)? {
-            self.check_message_limit(count, "input")?;
-            self.item(
-                c,
-                At {
-                    list: "input",
-                    i: count,
-                },
-            )?;
-            count += 1;
-        }
-        if count > 0 {
-            self.conversation = true;
-        }
-        Ok(())
+        self.message_list(c, "input", |this, c, i| {
+            this.item(c, At { list: "input", i })
+        })
     }
 
     /// One input item: a message (with or without `"type": "message"`), a function call or
