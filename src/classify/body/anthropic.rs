@@ -380,8 +380,7 @@ impl<'a> Classification<'_, 'a> {
                         }
                         _ => {
                             c.value(None)?;
-                            let limits = self.policy.limits;
-                            self.prompt.add(limits.file_tokens);
+                            self.media(Capability::FileInput, self.asked.prompt);
                         }
                     }
                 }

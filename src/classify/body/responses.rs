@@ -7,7 +7,7 @@ use super::{
     type_ahead, words,
 };
 use crate::capability::Capability;
-use crate::classify::scan::{Cursor, Kind};
+use crate::classify::scan::{Cursor, Kind, Word, word};
 use crate::error::RouteError;
 use crate::features::Field;
 
@@ -29,6 +29,8 @@ const TOP_LEVEL: [&str; 15] = [
     "conversation",
     "prompt",
 ];
+
+const OUTPUT: Word = word("output");
 
 /// The `include` value that asks for output logprobs.
 const LOGPROBS_INCLUDE: &str = "message.output_text.logprobs";
@@ -184,10 +186,9 @@ impl<'a> Classification<'_, 'a> {
             ..MessageText::default()
         };
         let (mut first, mut seen, mut has_output) = (true, Seen::default(), false);
-        while let Some(key) = c.next_key(&mut first, None)? {
-            let mut buf = [0u8; 32];
-            if key.small(&mut buf) != "output" {
-                seen.type_key(key.word(), || at.path())?;
+        while let Some(key) = c.next_key_word(&mut first)? {
+            if key != OUTPUT {
+                seen.type_key(key, || at.path())?;
                 c.value(None)?;
                 continue;
             }
