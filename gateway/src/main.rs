@@ -240,9 +240,10 @@ async fn serve(app: Arc<App>, api: Api, headers: HeaderMap, body: Bytes) -> Resp
         .inc();
     // Only auto and tier decisions have fallbacks: a pinned request is tried once.
     let candidates: Vec<&str> = decision.candidates().collect();
-    let mut forwarded = Vec::with_capacity(body.len() + 64);
     for (i, model) in candidates.iter().copied().enumerate() {
         let last = i + 1 == candidates.len();
+        // Each attempt's body is handed to the client, so each is written afresh.
+        let mut forwarded = Vec::new();
         if let Err(e) = decision.forward_to(model, &body, &mut forwarded) {
             return error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -261,7 +262,7 @@ async fn serve(app: Arc<App>, api: Api, headers: HeaderMap, body: Bytes) -> Resp
                 app.config.key_for(&policy, model),
                 api,
             ))
-            .body(forwarded.clone())
+            .body(forwarded)
             .send()
             .await;
         let elapsed = started.elapsed().as_secs_f64();
