@@ -6,8 +6,66 @@
 //! portable and safe) give one bit mask per byte class, and shifts and population counts of
 //! the masks give the counts and the run starts. A linear model fitted against exact
 //! `o200k_base` counts weighs them (the `fit_weights` test below).
+//!
+//! Text of strange shapes is what a caller would send to make a prompt look small, so the
+//! estimate also counts what natural text rarely has and an encoder splits finely: the letters
+//! of very long words, case changes inside a word, the punctuation of long runs, control
+//! characters, and non-ASCII characters by block (symbols, Braille and private-use characters
+//! cost a token or more each, where most scripts cost well under one).
 
 use wide::{i8x16, u8x16};
+
+/// Non-ASCII characters by block (UTF-8 lead byte, and the next byte for `E2` and `EF`), in
+/// the order of [`Counts::wide`].
+pub(crate) mod script {
+    /// U+0080–U+02FF: Latin-1 and Latin extensions (lead bytes C0–CB).
+    pub const LATIN: usize = 0;
+    /// U+0300–U+037F: combining marks (CC–CD).
+    pub const MARKS: usize = 1;
+    /// U+0380–U+04FF: Greek and Cyrillic (CE–D3).
+    pub const ALPHABETS: usize = 2;
+    /// U+0500–U+07FF: Armenian, Hebrew, Arabic, Syriac, Thaana (D4–DF).
+    pub const WEST_ASIAN: usize = 9;
+    /// U+0800–U+1FFF: Indic scripts, Thai, Georgian, Hangul jamo, Vietnamese letters (E0–E1).
+    pub const INDIC: usize = 3;
+    /// U+2000–U+207F: general punctuation (dashes, quotes, ellipses).
+    pub const PUNCTUATION: usize = 4;
+    /// U+2080–U+27FF and U+2900–U+2FFF: symbols, arrows, math operators, box drawing.
+    pub const SYMBOLS: usize = 5;
+    /// Braille (U+2800–U+28FF) and the private use area (U+E000–U+F8FF): a token per byte.
+    pub const OPAQUE: usize = 6;
+    /// U+3000–U+DFFF and U+F900–U+FFFF: CJK, kana, hangul, fullwidth forms.
+    pub const CJK: usize = 7;
+    /// Four-byte characters: emoji, rare ideographs, supplementary private use.
+    pub const ASTRAL: usize = 8;
+    /// How many there are.
+    pub const COUNT: usize = 10;
+
+    /// The block of a non-ASCII character.
+    pub const fn of(c: u32) -> usize {
+        match c {
+            0..0x300 => LATIN,
+            0x300..0x380 => MARKS,
+            0x380..0x500 => ALPHABETS,
+            0x500..0x800 => WEST_ASIAN,
+            0x800..0x2000 => INDIC,
+            0x2000..0x2080 => PUNCTUATION,
+            0x2800..0x2900 | 0xE000..0xF900 => OPAQUE,
+            0x2080..0x3000 => SYMBOLS,
+            0x3000..0x1_0000 => CJK,
+            _ => ASTRAL,
+        }
+    }
+}
+
+/// A letter from this position of its run on counts as a long word's (0-based).
+pub(crate) const LONG_WORD: u32 = 12;
+/// A punctuation mark from this position of its run on counts as a long run's (0-based).
+pub(crate) const LONG_PUNCT: u32 = 2;
+
+/// Punctuation in a block of 64 bytes beyond this many counts as dense (prose and code have
+/// fewer; ASCII art and symbol soup more).
+pub(crate) const DENSE_PUNCT: u32 = 24;
 
 /// Counts over text: the estimate is a weighted sum of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -16,6 +74,11 @@ pub(crate) struct Counts {
     pub letters: u64,
     /// Runs of ASCII letters.
     pub words: u64,
+    /// Letters at [`LONG_WORD`] or later in their run (counted on raw bytes, so an escape
+    /// inside a word lengthens it).
+    pub long_letters: u64,
+    /// Upper-case letters right after a lower-case one.
+    pub case_changes: u64,
     /// ASCII digits.
     pub digits: u64,
     /// Runs of ASCII digits.
@@ -24,53 +87,78 @@ pub(crate) struct Counts {
     pub punct: u64,
     /// Runs of ASCII punctuation.
     pub punct_runs: u64,
+    /// Punctuation at [`LONG_PUNCT`] or later in its run.
+    pub long_punct: u64,
+    /// Punctuation beyond the [`DENSE_PUNCT`]th of a block of 64 bytes.
+    pub dense_punct: u64,
     /// Line feeds.
     pub newlines: u64,
     /// Spaces or controls right after another one (indentation, alignment).
     pub indent: u64,
-    /// Non-ASCII characters other than the next two kinds (accented Latin, Cyrillic, symbols).
-    pub wide: u64,
-    /// CJK ideographs, kana, hangul and CJK punctuation (UTF-8 lead bytes E3–ED).
-    pub cjk: u64,
-    /// Four-byte characters: emoji, rare ideographs.
-    pub astral: u64,
+    /// Control characters other than tab, line feed and carriage return.
+    pub controls: u64,
+    /// Non-ASCII characters by [`script`] block.
+    pub wide: [u64; script::COUNT],
     /// Tokens added outright: message framing, numbers and literals in schemas, media parts.
     pub fixed: u64,
 }
 
+/// How many features [`Counts::features`] gives.
+pub(crate) const FEATURES: usize = 13 + script::COUNT;
+
 /// The fitted weights, in the order of [`Counts::features`]; see the `fit_weights` test.
-pub(crate) const WEIGHTS: [f32; 11] = [
-    0.0604, // letters
-    0.7661, // words
+pub(crate) const WEIGHTS: [f32; FEATURES] = [
+    0.0736, // letters
+    0.7336, // words
+    0.5500, // long_letters
+    0.7000, // case_changes
     0.0000, // digits
-    1.6715, // digit groups of up to three
-    0.0277, // punct
-    0.6853, // punct_runs
-    0.8845, // newlines
-    0.0542, // indent
-    0.3733, // wide
-    0.8022, // cjk
-    1.5000, // astral: not in the corpus; emoji take one to three tokens
+    1.6893, // digit groups of up to three
+    0.0000, // punct
+    0.5000, // punct_runs
+    0.6000, // long_punct
+    0.5000, // dense_punct
+    1.0538, // newlines
+    0.0838, // indent
+    1.0000, // controls
+    0.5600, // latin
+    1.8000, // marks
+    0.2735, // alphabets
+    0.3764, // indic
+    1.0000, // punctuation
+    1.8000, // symbols
+    3.0000, // opaque
+    0.7800, // cjk
+    3.4000, // astral
+    0.3356, // west_asian
 ];
 
 impl Counts {
     /// The counts a weight applies to, in the order of [`WEIGHTS`]. Digit groups are
     /// `ceil(run / 3)` on average: `(digits + 2 * numbers) / 3`.
-    pub fn features(&self) -> [f32; 11] {
+    pub fn features(&self) -> [f32; FEATURES] {
         let f = |x: u64| x as f32;
-        [
+        let mut out = [0.0; FEATURES];
+        let ascii = [
             f(self.letters),
             f(self.words),
+            f(self.long_letters),
+            f(self.case_changes),
             f(self.digits),
             (f(self.digits) + 2.0 * f(self.numbers)) / 3.0,
             f(self.punct),
             f(self.punct_runs),
+            f(self.long_punct),
+            f(self.dense_punct),
             f(self.newlines),
             f(self.indent),
-            f(self.wide),
-            f(self.cjk),
-            f(self.astral),
-        ]
+            f(self.controls),
+        ];
+        let wide = self.wide.map(f);
+        for (o, x) in out.iter_mut().zip(ascii.iter().chain(wide.iter())) {
+            *o = *x;
+        }
+        out
     }
 
     /// The estimate: the weighted counts plus the fixed tokens, saturating at `u32::MAX`.
@@ -91,9 +179,24 @@ impl Counts {
             ($($f:ident),*) => { $(self.$f = self.$f.wrapping_add(other.$f);)* };
         }
         sum!(
-            letters, words, digits, numbers, punct, punct_runs, newlines, indent, wide, cjk,
-            astral, fixed
+            letters,
+            words,
+            long_letters,
+            case_changes,
+            digits,
+            numbers,
+            punct,
+            punct_runs,
+            long_punct,
+            dense_punct,
+            newlines,
+            indent,
+            controls,
+            fixed
         );
+        for (a, b) in self.wide.iter_mut().zip(other.wide) {
+            *a = a.wrapping_add(b);
+        }
     }
 }
 
@@ -177,22 +280,28 @@ const fn splat(b: u8) -> u8x16 {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Block {
     letter: u64,
+    /// Upper-case letters.
+    upper: u64,
     digit: u64,
     /// Whitespace and controls.
     space: u64,
     punct: u64,
     newline: u64,
-    /// Lead bytes of non-ASCII characters, and those of CJK and of astral ones.
-    lead: u64,
-    cjk: u64,
-    astral: u64,
+    /// Controls other than tab, line feed and carriage return.
+    control: u64,
+    /// Lead bytes of non-ASCII characters by [`script`] block (but `E2` and `EF` ones).
+    wide: [u64; script::COUNT],
+    seconds: Seconds,
     /// Bytes that count as nothing and leave the class of the byte before them in place
     /// (the tail of an escape).
     skip: u64,
     /// Starts of two-byte escapes (`\\n`, `\\"` ...), folded in by [`TextCounts::block`].
     simple: u64,
-    /// Characters written as escapes: wide, CJK, astral, line feeds.
-    escaped: [u32; 4],
+    /// Characters written as `\\u` escapes, by [`script`] block.
+    escaped: [u32; script::COUNT],
+    /// Line feeds and controls written as two-byte escapes.
+    escaped_newlines: u32,
+    escaped_controls: u32,
 }
 
 impl Block {
@@ -202,10 +311,7 @@ impl Block {
     pub fn new<const N: usize>(q: &[u8x16; N]) -> Block {
         let letter = bits(q, |v| in_range(v | splat(0x20), b'a', 26));
         let digit = bits(q, |v| in_range(v, b'0', 10));
-        // The top bit of each byte: non-ASCII.
         let high = bits(q, |v| v);
-        // Signed, non-ASCII bytes are negative: below 0x21 are they and whitespace or controls,
-        // and subtracting 0x21 with saturation leaves exactly them negative.
         let space = bits(q, |v| {
             v.cast_signed()
                 .saturating_sub(i8x16::splat(0x21))
@@ -213,52 +319,97 @@ impl Block {
         }) & !high;
         let mut b = Block {
             letter,
+            upper: letter & bits(q, |v| in_range(v, b'A', 26)),
             digit,
             space,
             punct: !(letter | digit | space | high),
             ..Block::default()
         };
         if high != 0 {
-            // Lead bytes are 11xxxxxx; 10xxxxxx continue a character.
-            b.lead = bits(q, |v| in_range(v, 0xC0, 64));
-            b.cjk = bits(q, |v| in_range(v, 0xE3, 11));
-            b.astral = bits(q, |v| in_range(v, 0xF0, 16));
+            (b.wide, b.seconds) = Block::scripts(q);
         }
         b
     }
 
-    /// The classes of 64 bytes of plain text, line feeds included.
+    /// The lead bytes of `q` by [`script`] block, but for characters led by `E2` or `EF`: their
+    /// block depends on their second byte, which may lie in the next block, so they are
+    /// classed by [`TextCounts::block`] from [`Seconds`].
+    #[inline(never)]
+    fn scripts<const N: usize>(q: &[u8x16; N]) -> ([u64; script::COUNT], Seconds) {
+        let lead = |lo: u8, n: u8| bits(q, |v| in_range(v, lo, n));
+        let mut w = [0; script::COUNT];
+        w[script::LATIN] = lead(0xC0, 12);
+        w[script::MARKS] = lead(0xCC, 2);
+        w[script::ALPHABETS] = lead(0xCE, 6);
+        w[script::WEST_ASIAN] = lead(0xD4, 12);
+        w[script::INDIC] = lead(0xE0, 2);
+        w[script::OPAQUE] = lead(0xEE, 1);
+        w[script::CJK] = lead(0xE3, 11);
+        w[script::ASTRAL] = lead(0xF0, 16);
+        let seconds = Seconds {
+            e2: lead(0xE2, 1),
+            ef: lead(0xEF, 1),
+            symbols: lead(0x82, 0x3E),
+            braille: lead(0xA0, 4),
+            fullwidth: lead(0xA4, 0x1C),
+        };
+        (w, seconds)
+    }
+
+    /// [`Block::new`] for text that is not a JSON string: line feeds and controls are raw.
     fn text(q: &Quad) -> Block {
+        let control = bits(q, |v| in_range(v, 0, 32))
+            & !bits(q, |v| {
+                v.simd_eq(splat(b'\t')) | v.simd_eq(splat(b'\n')) | v.simd_eq(splat(b'\r'))
+            });
         Block {
             newline: bits(q, |v| v.simd_eq(splat(b'\n'))),
+            control,
             ..Block::new(q)
         }
     }
 
-    /// Folds in the escapes gathered in `e`: each counts as its character at its first byte,
-    /// and the rest of it counts as nothing.
+    /// Folds in the `\\u` escapes of the block.
     #[inline(always)]
     pub fn escapes(&mut self, e: &Escaped) {
         let all = e.span;
         self.skip |= all & !e.first;
         self.letter = self.letter & !all | e.letter;
+        self.upper = self.upper & !all | e.upper;
         self.digit = self.digit & !all | e.digit;
         self.space = self.space & !all | e.space;
         self.punct = self.punct & !all | e.punct;
         self.newline = self.newline & !all | e.newline;
+        self.control = self.control & !all | e.control;
+        for w in &mut self.wide {
+            *w &= !all;
+        }
+        self.seconds.e2 &= !all;
+        self.seconds.ef &= !all;
         for (n, k) in self.escaped.iter_mut().zip(e.kinds) {
             *n += k;
         }
     }
 
-    /// Two-byte escapes (`\\n`, `\\"` ...) start at the bits of `starts`, and `newlines` of
-    /// them are `\\n`: folded into the classes for the whole block at once. The escaped byte
-    /// tells the class: a letter (`bfnrt`) stands for whitespace, punctuation for itself.
+    /// Records the block's two-byte escapes: where they start, and how many are line feeds
+    /// and controls (`\\b`, `\\f`).
     #[inline(always)]
-    pub fn simple_escapes(&mut self, starts: u64, newlines: u32) {
+    pub fn simple_escapes(&mut self, starts: u64, newlines: u32, controls: u32) {
         self.simple = starts;
-        self.escaped[3] = newlines;
+        self.escaped_newlines = newlines;
+        self.escaped_controls = controls;
     }
+}
+
+/// What classes characters led by `E2` and `EF`: those lead bytes, and the bytes that, second
+/// in such a character, make it a symbol, Braille, or (after `EF`) a fullwidth form.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seconds {
+    e2: u64,
+    ef: u64,
+    symbols: u64,
+    braille: u64,
+    fullwidth: u64,
 }
 
 /// Escapes of a block other than two-byte ones (`\\u` ones), gathered one at a time and folded
@@ -271,12 +422,14 @@ pub(crate) struct Escaped {
     first: u64,
     /// The classes of the ASCII characters, at their first bytes.
     letter: u64,
+    upper: u64,
     digit: u64,
     space: u64,
     punct: u64,
     newline: u64,
-    /// Non-ASCII characters: wide, CJK, astral.
-    kinds: [u32; 3],
+    control: u64,
+    /// Non-ASCII characters by [`script`] block.
+    kinds: [u32; script::COUNT],
 }
 
 impl Escaped {
@@ -294,62 +447,109 @@ impl Escaped {
             let letter = (b | 0x20).wrapping_sub(b'a') < 26;
             let digit = b.wrapping_sub(b'0') < 10;
             self.letter |= at_first(letter);
+            self.upper |= at_first(b.wrapping_sub(b'A') < 26);
             self.digit |= at_first(digit);
             self.space |= at_first(b <= 0x20);
             self.punct |= at_first(b > 0x20 && !letter && !digit);
             self.newline |= at_first(b == b'\n');
+            self.control |= at_first(b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
             return;
         }
-        let kind = match code {
-            0x1_0000.. => 2,
-            0x3000..0xE000 => 1,
-            _ => 0,
-        };
-        if let Some(n) = self.kinds.get_mut(kind) {
+        if let Some(n) = self.kinds.get_mut(script::of(code)) {
             *n += 1;
         }
     }
 }
 
-/// The class of the byte before the next one: bit 0 letter, 1 digit, 2 space, 3 punctuation.
-type Carry = u64;
+/// What a block hands the next one: the last byte's classes, and the runs ending there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Carry {
+    /// Bit 0 letter, 1 digit, 2 space, 3 punctuation, 4 lower-case letter, 5 and 6 the lead
+    /// bytes `E2` and `EF`.
+    last: u64,
+    /// The length in characters (at most 64) of the letter and punctuation runs ending there.
+    letters: u32,
+    punct: u32,
+}
 
-/// A running count over any number of strings; cheap to copy and to merge.
+/// Characters of a block that are at position `k` or later (0-based, counted in characters)
+/// of a run of their class, and the length of the run the block ends with.
+///
+/// `m` marks the characters of the class (at an escape's first byte), `fm` the same with
+/// each escape's other bytes filled in by `fill`, `valid` the block's bytes, `before` the
+/// length of the run the block before ended with. Without escapes, runs of raw bytes are
+/// runs of characters, and doubling shifts find them; with escapes, each step takes the
+/// characters whose previous character is one step into the run.
+#[inline(always)]
+fn long_run(
+    m: u64,
+    fm: u64,
+    skip: u64,
+    valid: u64,
+    fill: impl Fn(u64) -> u64,
+    before: u32,
+    k: u32,
+) -> (u64, u32) {
+    let long = if skip == 0 {
+        let prev = u64::MAX.checked_shl(64 - before.min(64)).unwrap_or(0);
+        let x = u128::from(m) << 64 | u128::from(prev);
+        // `r` marks the ends of runs of at least `len` bytes; `len` grows to `k + 1` by
+        // doubling, then by the rest, which overlaps the run of `len` found already.
+        let (mut r, mut len) = (x, 1);
+        while len * 2 <= k + 1 {
+            r &= r << len;
+            len *= 2;
+        }
+        if len < k + 1 {
+            r &= r << (k + 1 - len);
+        }
+        (r >> 64) as u64
+    } else {
+        let mut level = m;
+        for j in 1..=k {
+            level = m & (fill(level) << 1 | u64::from(before >= j));
+        }
+        level
+    };
+    // The run the block ends with: the class's characters after the last other byte.
+    let others = !fm & valid;
+    let after = match others {
+        0 => before.saturating_add((m & valid).count_ones()),
+        _ => (m & valid & !below(64 - others.leading_zeros())).count_ones(),
+    };
+    (long & m, after.min(64))
+}
+
+/// Token counts of text fed a block at a time.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TextCounts {
     totals: Counts,
-    /// The class of the byte before the next one, within the current string.
     carry: Carry,
 }
 
 impl TextCounts {
-    /// Everything counted so far.
     pub fn totals(&self) -> Counts {
         self.totals
     }
 
-    /// The estimate so far.
     pub fn tokens(&self) -> u32 {
         self.totals.tokens()
     }
 
-    /// Adds a fixed number of tokens.
     pub fn add(&mut self, tokens: u32) {
         self.totals.fixed = self.totals.fixed.saturating_add(u64::from(tokens));
     }
 
-    /// Adds counts taken from another [`TextCounts`].
     pub fn add_counts(&mut self, counts: &Counts) {
         self.totals.add_all(counts);
     }
 
-    /// Ends a string: the next text starts new runs.
+    /// Ends a piece of text: runs do not continue into the next one.
     pub fn end(&mut self) {
-        self.carry = 0;
+        self.carry = Carry::default();
     }
 
-    /// Counts the first `n` bytes of `b`, which continue the current string and do not end
-    /// inside an escape.
+    /// Counts the first `n` bytes (1 to 64) of a block.
     #[inline(always)]
     pub fn block(&mut self, b: &Block, n: u32) {
         if n == 0 {
@@ -370,9 +570,6 @@ impl TextCounts {
             skip |= tail;
         }
         let skip = skip & valid;
-        // A byte's class spread over the skipped bytes after it, so that the byte after them
-        // sees it as the one before (runs of up to 15 skipped bytes; escapes are at most 11).
-        // Two-byte escapes skip single bytes: one step; `\\u` escapes need all four.
         let long = skip & skip << 1 != 0;
         let fill = |m: u64| {
             if skip == 0 {
@@ -390,74 +587,94 @@ impl TextCounts {
             m
         };
         let (l, d, s, p) = (letter & valid, digit & valid, space & valid, punct & valid);
+        let upper = b.upper & l;
         let (fl, fd, fs, fp) = (fill(l), fill(d), fill(s), fill(p));
-        let c = self.carry;
-        let (pl, pd, ps, pp) = (
+        let lower = fill(l & !upper);
+        let c = self.carry.last;
+        let (pl, pd, ps, pp, plower) = (
             fl << 1 | c & 1,
             fd << 1 | c >> 1 & 1,
             fs << 1 | c >> 2 & 1,
             fp << 1 | c >> 3 & 1,
+            lower << 1 | c >> 4 & 1,
         );
         let pop = |m: u64| m.count_ones();
         let t = &mut self.totals;
-        // 64-bit counts cannot overflow on text that fits in memory.
         let add = |field: &mut u64, x: u32| *field = field.wrapping_add(u64::from(x));
         add(&mut t.letters, pop(l));
         add(&mut t.words, pop(l & !pl));
-        // Digits, line feeds and non-ASCII text are absent from most blocks.
+        add(&mut t.case_changes, pop(upper & plower));
+        let (long, letters) = long_run(l, fl, skip, valid, fill, self.carry.letters, LONG_WORD);
+        add(&mut t.long_letters, pop(long));
         if d != 0 {
             add(&mut t.digits, pop(d));
             add(&mut t.numbers, pop(d & !pd));
         }
-        add(&mut t.punct, pop(p));
-        add(&mut t.punct_runs, pop(p & !pp));
+        if p != 0 {
+            add(&mut t.punct, pop(p));
+            add(&mut t.dense_punct, pop(p).saturating_sub(DENSE_PUNCT));
+            add(&mut t.punct_runs, pop(p & !pp));
+        }
+        let (long, punct) = long_run(p, fp, skip, valid, fill, self.carry.punct, LONG_PUNCT);
+        add(&mut t.long_punct, pop(long));
         add(&mut t.indent, pop(s & ps));
         let newline = b.newline & valid;
         if newline != 0 {
             add(&mut t.newlines, pop(newline));
         }
-        let [w, k, a, nl] = b.escaped;
-        add(&mut t.newlines, nl);
-        let lead = b.lead & valid;
-        if lead != 0 {
-            let (cjk, astral) = (b.cjk & valid, b.astral & valid);
-            add(&mut t.wide, pop(lead & !(cjk | astral)));
-            add(&mut t.cjk, pop(cjk));
-            add(&mut t.astral, pop(astral));
+        add(&mut t.newlines, b.escaped_newlines);
+        add(&mut t.controls, pop(b.control & valid) + b.escaped_controls);
+        let mut wide = b.wide;
+        let sec = &b.seconds;
+        let (e2, ef) = (c >> 5 & 1, c >> 6 & 1);
+        if sec.e2 | sec.ef | e2 | ef != 0 {
+            // The second bytes of characters led by `E2` and `EF`, the first maybe in the
+            // block before.
+            let (e2, ef) = ((sec.e2 << 1 | e2) & valid, (sec.ef << 1 | ef) & valid);
+            wide[script::PUNCTUATION] |= e2 & !sec.symbols;
+            wide[script::SYMBOLS] |= e2 & sec.symbols & !sec.braille;
+            wide[script::OPAQUE] |= e2 & sec.braille | ef & !sec.fullwidth;
+            wide[script::CJK] |= ef & sec.fullwidth;
         }
-        if w | k | a != 0 {
-            add(&mut t.wide, w);
-            add(&mut t.cjk, k);
-            add(&mut t.astral, a);
+        for ((total, lead), escaped) in t.wide.iter_mut().zip(wide).zip(b.escaped) {
+            add(total, pop(lead & valid) + escaped);
         }
         let last = n - 1;
-        self.carry = (fl >> last & 1)
-            | (fd >> last & 1) << 1
-            | (fs >> last & 1) << 2
-            | (fp >> last & 1) << 3;
+        self.carry = Carry {
+            last: (fl >> last & 1)
+                | (fd >> last & 1) << 1
+                | (fs >> last & 1) << 2
+                | (fp >> last & 1) << 3
+                | (lower >> last & 1) << 4
+                | (b.seconds.e2 >> last & 1) << 5
+                | (b.seconds.ef >> last & 1) << 6,
+            letters,
+            punct,
+        };
     }
 
-    /// Counts `bytes`, which continue the current string.
     pub fn bytes(&mut self, bytes: &[u8]) {
         for c in bytes.chunks(64) {
             self.block(&Block::text(&quad(c)), c.len() as u32);
         }
     }
 
-    /// Counts a whole string.
     pub fn text(&mut self, text: &str) {
         self.bytes(text.as_bytes());
         self.end();
     }
 }
 
-/// Estimates the tokens of one piece of text.
-///
-/// ```
-/// assert_eq!(fluxroute::estimate_tokens(""), 0);
-/// let n = fluxroute::estimate_tokens("The quick brown fox jumps over the lazy dog.");
-/// assert!((9..=12).contains(&n));
-/// ```
+/// `c` without its block-aligned count, which depends on where blocks start.
+#[cfg(test)]
+pub(crate) fn unaligned(c: Counts) -> Counts {
+    Counts {
+        dense_punct: 0,
+        ..c
+    }
+}
+
+/// The token estimate of `text`.
 pub fn estimate_tokens(text: &str) -> u32 {
     let mut c = TextCounts::default();
     c.text(text);
@@ -479,7 +696,8 @@ mod tests {
     fn reference(text: &str) -> Counts {
         let mut c = Counts::default();
         let mut prev = 0u8;
-        for &b in text.as_bytes() {
+        let (mut run, mut lower_before) = (0u32, false);
+        for (i, &b) in text.as_bytes().iter().enumerate() {
             let class = if b.is_ascii_alphabetic() {
                 c.letters += 1;
                 LETTER
@@ -487,19 +705,22 @@ mod tests {
                 c.digits += 1;
                 DIGIT
             } else if b <= 0x20 {
+                if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') {
+                    c.controls += 1;
+                }
                 SPACE
             } else if b.is_ascii() {
                 c.punct += 1;
                 PUNCT
             } else {
-                match b {
-                    0xE3..=0xED => c.cjk += 1,
-                    0xF0..=0xFF => c.astral += 1,
-                    0xC0..=0xEF => c.wide += 1,
-                    _ => {}
+                if b >= 0xC0 {
+                    // The character this lead byte starts.
+                    let ch = text[i..].chars().next().unwrap();
+                    c.wide[script::of(u32::from(ch))] += 1;
                 }
                 0
             };
+            run = if class == prev { run + 1 } else { 0 };
             if class != prev {
                 match class {
                     LETTER => c.words += 1,
@@ -508,6 +729,16 @@ mod tests {
                     _ => {}
                 }
             }
+            if class == LETTER && run >= LONG_WORD {
+                c.long_letters += 1;
+            }
+            if class == PUNCT && run >= LONG_PUNCT {
+                c.long_punct += 1;
+            }
+            if b.is_ascii_uppercase() && lower_before {
+                c.case_changes += 1;
+            }
+            lower_before = b.is_ascii_lowercase();
             if class == SPACE && prev == SPACE {
                 c.indent += 1;
             }
@@ -515,6 +746,13 @@ mod tests {
                 c.newlines += 1;
             }
             prev = class;
+        }
+        for chunk in text.as_bytes().chunks(64) {
+            let punct = chunk
+                .iter()
+                .filter(|b| b.is_ascii_punctuation() || **b == 0x7F)
+                .count();
+            c.dense_punct += (punct as u64).saturating_sub(u64::from(DENSE_PUNCT));
         }
         c
     }
@@ -535,14 +773,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn simd_counts_match_the_reference(text in "\\PC{0,200}|[a-z0-9 \n\t.,;(){}éü日本\u{000B}\u{00A0}\u{2003}٣😀]{0,200}") {
+        fn simd_counts_match_the_reference(text in "\\PC{0,200}|[a-zA-Z0-9 \n\t.,;(){}éü日本\u{000B}\u{00A0}\u{2003}٣😀]{0,200}|[aB=\u{1}\u{2800}\u{E000}\u{FF0C}\u{F900}\u{2080}\u{0301}]{0,200}") {
             let mut fast = TextCounts::default();
             fast.text(&text);
             prop_assert_eq!(fast.totals(), reference(&text));
         }
 
         #[test]
-        fn split_points_do_not_matter_inside_a_string(text in "[a-z0-9 \n.,é日]{0,100}", cut in 0usize..100) {
+        fn split_points_do_not_matter_inside_a_string(text in "[a-zA-Z0-9 \n.,é日]{0,100}|[aB=]{0,100}", cut in 0usize..100) {
             let mut at = cut.min(text.len());
             while !text.is_char_boundary(at) {
                 at -= 1;
@@ -552,7 +790,7 @@ mod tests {
             split.bytes(a.as_bytes());
             split.bytes(b.as_bytes());
             split.end();
-            prop_assert_eq!(split.totals(), reference(&text));
+            prop_assert_eq!(unaligned(split.totals()), unaligned(reference(&text)));
         }
     }
 
@@ -564,41 +802,58 @@ mod tests {
         ));
     }
 
-    /// Fits [`WEIGHTS`]: least squares on relative error against exact `o200k_base` counts
-    /// over the corpus (bodies of 512 B to 8 KB, other cuts than the accuracy test's), keeping
-    /// weights non-negative by dropping the most negative feature and solving again.
+    /// The features whose weights are set by hand rather than fitted: natural text has few of
+    /// them, so a fit cannot weigh them, and they are set so that text made of them is never
+    /// estimated below 0.8 of its exact count (`tests/estimate_shapes.rs`).
+    const FLOOR: [usize; 11] = [2, 3, 7, 8, 9, 12, 14, 17, 18, 19, 21];
+
+    /// Fits [`WEIGHTS`] but those in [`FLOOR`]: least squares on relative error against exact
+    /// `o200k_base` counts over the corpus (bodies of 512 B to 8 KB, other cuts than the
+    /// accuracy test's), with the [`FLOOR`] weights as they are, keeping weights non-negative
+    /// by dropping the most negative feature and solving again.
     /// `cargo test --lib fit_weights -- --ignored --nocapture` prints the table.
     #[test]
     #[ignore = "prints fitted weights; run on demand"]
     #[allow(clippy::indexing_slicing, clippy::needless_range_loop)]
     fn fit_weights() {
         let bpe = tiktoken_rs::o200k_base_singleton();
-        let rows: Vec<([f32; 11], f64)> =
+        let rows: Vec<([f32; FEATURES], f64, f64)> =
             corpus::bodies(&[512, 1_000, 2_000, 3_000, 5_000, 8_000], 9)
                 .into_iter()
-                .map(|(_, text)| {
+                .map(|(kind, text)| {
                     let mut c = TextCounts::default();
                     c.text(&text);
-                    (
-                        c.totals().features(),
-                        bpe.encode_ordinary(&text).len() as f64,
-                    )
+                    let f = c.totals().features();
+                    let fixed: f64 = FLOOR
+                        .iter()
+                        .map(|&j| f64::from(f[j]) * f64::from(WEIGHTS[j]))
+                        .sum();
+                    // Prose counts thrice: its error is the one callers see most.
+                    let weight = if corpus::PROSE.contains(&kind) {
+                        3.0
+                    } else {
+                        1.0
+                    };
+                    (f, bpe.encode_ordinary(&text).len() as f64 - fixed, weight)
                 })
                 .collect();
-        const N: usize = 11;
+        const N: usize = FEATURES;
         let mut active = [true; N];
+        for j in FLOOR {
+            active[j] = false;
+        }
         let w = loop {
-            // Normal equations of: minimise sum over rows of (w . f / y - 1)^2.
+            // Normal equations of: minimise sum over rows of weight * (w . f / y - 1)^2.
             let idx: Vec<usize> = (0..N).filter(|&j| active[j]).collect();
             let m = idx.len();
             let mut a = vec![vec![0.0f64; m + 1]; m];
-            for (f, y) in &rows {
+            for (f, y, weight) in &rows {
                 let x: Vec<f64> = idx.iter().map(|&j| f64::from(f[j]) / y).collect();
                 for r in 0..m {
                     for c in 0..m {
-                        a[r][c] += x[r] * x[c];
+                        a[r][c] += weight * x[r] * x[c];
                     }
-                    a[r][m] += x[r];
+                    a[r][m] += weight * x[r];
                 }
             }
             for r in 0..m {
@@ -638,18 +893,35 @@ mod tests {
         let names = [
             "letters",
             "words",
+            "long_letters",
+            "case_changes",
             "digits",
-            "digit groups",
+            "digit groups of up to three",
             "punct",
             "punct_runs",
+            "long_punct",
+            "dense_punct",
             "newlines",
             "indent",
-            "wide",
+            "controls",
+            "latin",
+            "marks",
+            "alphabets",
+            "indic",
+            "punctuation",
+            "symbols",
+            "opaque",
             "cjk",
             "astral",
+            "west_asian",
         ];
-        println!("pub(crate) const WEIGHTS: [f32; 11] = [");
-        for (w, n) in w.iter().zip(names) {
+        println!("pub(crate) const WEIGHTS: [f32; FEATURES] = [");
+        for (j, (w, n)) in w.iter().zip(names).enumerate() {
+            let w = if FLOOR.contains(&j) {
+                f64::from(WEIGHTS[j])
+            } else {
+                *w
+            };
             println!("    {w:.4}, // {n}");
         }
         println!("];");

@@ -1,74 +1,43 @@
 // The token-estimate corpus: English prose, math problems, source code, JSON, Chinese and
 // Japanese text, cut into bodies of 1–16 KB. Shared by the accuracy test and the weight fit.
 
+macro_rules! text {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/",
+            $name,
+            ".txt"
+        ))
+    };
+}
+
+/// Kinds of natural prose, in several languages and scripts.
+pub const PROSE: &[&str] = &[
+    "english", "markdown", "math", "chinese", "japanese", "german", "spanish", "french", "russian",
+    "korean", "arabic", "hindi",
+];
+
 /// The texts each kind's bodies are cut from.
 pub fn sources() -> Vec<(&'static str, String)> {
     let policy: serde_json::Value = toml::from_str(fluxroute::EMBEDDED_POLICY).unwrap();
     let models = fluxroute::CompiledPolicy::embedded().list_models();
     vec![
-        (
-            "english",
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/corpus/english.txt"
-            ))
-            .to_owned(),
-        ),
-        (
-            "markdown",
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/corpus/markdown.txt"
-            ))
-            .to_owned(),
-        ),
-        (
-            "math",
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/corpus/math.txt"
-            ))
-            .to_owned(),
-        ),
-        (
-            "chinese",
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/corpus/chinese.txt"
-            ))
-            .to_owned(),
-        ),
-        (
-            "japanese",
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/corpus/japanese.txt"
-            ))
-            .to_owned(),
-        ),
-        (
-            "scripts",
-            [
-                include_str!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/corpus/python.txt"
-                )),
-                include_str!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/corpus/javascript.txt"
-                )),
-            ]
-            .concat(),
-        ),
-        (
-            "code",
-            // A frozen copy of Rust source, so the corpus does not move with the code.
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/corpus/rust.txt"
-            ))
-            .to_owned(),
-        ),
+        ("english", text!("english").to_owned()),
+        ("markdown", text!("markdown").to_owned()),
+        ("math", text!("math").to_owned()),
+        ("chinese", text!("chinese").to_owned()),
+        ("japanese", text!("japanese").to_owned()),
+        ("german", text!("german").to_owned()),
+        ("spanish", text!("spanish").to_owned()),
+        ("french", text!("french").to_owned()),
+        ("russian", text!("russian").to_owned()),
+        ("korean", text!("korean").to_owned()),
+        ("arabic", text!("arabic").to_owned()),
+        ("hindi", text!("hindi").to_owned()),
+        ("scripts", [text!("python"), text!("javascript")].concat()),
+        // A frozen copy of Rust source, so the corpus does not move with the code.
+        ("code", text!("rust").to_owned()),
         (
             "json",
             format!(

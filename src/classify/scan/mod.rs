@@ -69,6 +69,8 @@ struct Escapes {
     pending: u64,
     simple: u64,
     newlines: u32,
+    /// `\\b` and `\\f`.
+    controls: u32,
 }
 
 /// Any JSON value reduced to its kind (and a string's text, an integer's value).
@@ -406,6 +408,7 @@ impl<'a> Cursor<'a> {
             pending: all,
             simple: 0,
             newlines: 0,
+            controls: 0,
         };
         while e.pending != 0 {
             let p = e.pending.trailing_zeros();
@@ -415,6 +418,7 @@ impl<'a> Cursor<'a> {
             }
             e.simple |= 1 << p;
             e.newlines += u32::from(decoded == b'\n');
+            e.controls += u32::from(matches!(decoded, 8 | 12));
             e.pending &= e.pending - 1;
         }
         let cut = if e.pending != 0 {
@@ -423,7 +427,7 @@ impl<'a> Cursor<'a> {
             None
         };
         if let Some(b) = block {
-            b.simple_escapes(e.simple, e.newlines);
+            b.simple_escapes(e.simple, e.newlines, e.controls);
         }
         let any = all != 0;
         if let Some(n) = cut {
@@ -473,6 +477,7 @@ impl<'a> Cursor<'a> {
             if len == 2 {
                 e.simple |= 1 << p;
                 e.newlines += u32::from(ch == '\n');
+                e.controls += u32::from(matches!(ch, '\u{8}' | '\u{c}'));
             } else {
                 wide.add(p, len as u32, ch);
             }

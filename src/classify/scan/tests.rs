@@ -1,6 +1,7 @@
 //! The scanner against `serde_json` and by hand: strings, escapes, words, nesting, errors.
 
 use super::*;
+use crate::classify::estimate::unaligned;
 
 fn walk(text: &str) -> Result<(), RouteError> {
     let mut c = Cursor::new(text);
@@ -195,7 +196,7 @@ proptest::proptest! {
             let mut got = TextCounts::default();
             let s = Cursor::new(&json).string(Some(&mut got)).unwrap();
             proptest::prop_assert_eq!(s.decode(), text.as_str());
-            proptest::prop_assert_eq!(got.totals(), want.totals(), "{}", json);
+            proptest::prop_assert_eq!(unaligned(got.totals()), unaligned(want.totals()), "{}", json);
         }
     }
 }
@@ -223,7 +224,11 @@ fn block_edges_do_not_move_ends_escapes_or_errors() {
             assert_eq!(c.pos, json.len() - 1, "{at} {esc}");
             let mut want = TextCounts::default();
             want.text(&format!("{pad}{decoded}b"));
-            assert_eq!(got.totals(), want.totals(), "{at} {esc}");
+            assert_eq!(
+                unaligned(got.totals()),
+                unaligned(want.totals()),
+                "{at} {esc}"
+            );
         }
         let plain = format!("\"{pad}\"");
         let mut c = Cursor::new(&plain);
