@@ -209,6 +209,9 @@ pub struct RequestFeatures {
     pub prompt_tokens: u32,
     /// `max_completion_tokens`, else `max_tokens`, else `None`.
     pub max_output_tokens: Option<u32>,
+    /// Completions asked for (chat's `n`, at least 1): a cost estimate charges the output
+    /// once per completion.
+    pub choices: u32,
     /// Capabilities the request needs.
     pub capabilities: CapabilitySet,
     /// The complexity class.
@@ -380,6 +383,7 @@ impl RequestFeatures {
             target,
             prompt_tokens: 0,
             max_output_tokens: None,
+            choices: 1,
             capabilities: CapabilitySet::EMPTY,
             complexity: Complexity::Simple,
             complexity_score: 0.0,

@@ -230,3 +230,27 @@ fn patterns_see_the_first_and_last_text_parts() {
     assert_ne!(m(parts("Prove it", "and this")), none);
     assert_ne!(m(parts("look at this", "prove it")), none);
 }
+
+/// `n` completions are charged `n` times the output of one; the prompt once.
+#[test]
+fn n_completions_multiply_the_output_side_of_the_cost() {
+    let policy = CompiledPolicy::embedded();
+    let cost = |n: u32, max_tokens: u32| {
+        let body = format!(
+            r#"{{"model": "flux-pinned-gpt-4o", "n": {n}, "max_tokens": {max_tokens}, "messages": [{{"role": "user", "content": "Name a colour."}}]}}"#
+        );
+        let d = policy
+            .route_body(body.as_bytes(), &CallerContext::default())
+            .unwrap();
+        assert_eq!(d.model(), "gpt-4o");
+        assert_eq!(d.features().choices, n);
+        d.estimated_cost_usd()
+    };
+    // gpt-4o: $10 per million output tokens, so 100 output tokens cost $0.001.
+    let one = cost(1, 100);
+    assert!((cost(3, 100) - one - 2.0 * 0.001).abs() < 1e-12);
+    assert!((cost(8, 100) - one - 7.0 * 0.001).abs() < 1e-12);
+    // Each completion is charged the policy's expected output (512) at most, and the output
+    // limit is per completion: 128 completions of up to 16,000 tokens still fit gpt-4o.
+    assert!((cost(128, 16_000) - cost(1, 16_000) - 127.0 * 512.0 * 10e-6).abs() < 1e-9);
+}

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::raw::DEFAULT_FILE_BYTES_PER_TOKEN;
 use super::{Action, CompiledPolicy};
 use crate::features::{Complexity, Target};
 
@@ -101,11 +102,27 @@ fn canonical(p: &CompiledPolicy) -> Value {
         })
         .collect();
     let l = &p.limits;
+    let mut limits = json!([
+        l.max_body_bytes,
+        l.max_messages,
+        l.output_reserve,
+        l.expected_output_tokens,
+        l.margin_bp,
+        l.image_tokens,
+        l.audio_tokens,
+        l.file_tokens
+    ]);
+    // A limit added later joins the list only when set apart from its default, so other
+    // fingerprints stay as they were.
+    if u64::from(l.file_bytes_per_token) != DEFAULT_FILE_BYTES_PER_TOKEN
+        && let Some(a) = limits.as_array_mut()
+    {
+        a.push(json!(l.file_bytes_per_token));
+    }
     let mut canonical = json!({
         "name": p.name, "description": p.description, "created": p.created,
         "passthrough": p.passthrough, "max_fallbacks": p.max_fallbacks,
-        "limits": [l.max_body_bytes, l.max_messages, l.output_reserve, l.expected_output_tokens,
-                   l.margin_bp, l.image_tokens, l.audio_tokens, l.file_tokens],
+        "limits": limits,
         "models": models,
         "tiers": p.tiers.iter().map(|t| json!([t.name, t.alias, t.description])).collect::<Vec<_>>(),
         "pinned": p.pinned.iter().map(|a| json!([a.name, a.model])).collect::<Vec<_>>(),

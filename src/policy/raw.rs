@@ -115,6 +115,10 @@ impl RawCatalog {
     }
 }
 
+/// Bytes of a file's inline data per token when a policy does not say: text and text-heavy
+/// PDFs run at about four (providers add a page image to each PDF page's text).
+pub(crate) const DEFAULT_FILE_BYTES_PER_TOKEN: u64 = 4;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawLimits {
@@ -126,6 +130,7 @@ pub(crate) struct RawLimits {
     pub image_tokens: Spanned<u64>,
     pub audio_tokens: Spanned<u64>,
     pub file_tokens: Spanned<u64>,
+    pub file_bytes_per_token: Spanned<u64>,
 }
 
 impl Default for RawLimits {
@@ -140,6 +145,7 @@ impl Default for RawLimits {
             image_tokens: at(765),
             audio_tokens: at(1000),
             file_tokens: at(2000),
+            file_bytes_per_token: at(DEFAULT_FILE_BYTES_PER_TOKEN),
         }
     }
 }

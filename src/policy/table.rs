@@ -140,7 +140,10 @@ pub(crate) struct Limits {
     pub margin_bp: u32,
     pub image_tokens: u32,
     pub audio_tokens: u32,
+    /// Tokens for a file sent by id or URL.
     pub file_tokens: u32,
+    /// Bytes of a file's inline data per token of its estimate.
+    pub file_bytes_per_token: u32,
 }
 
 #[derive(Debug, Clone)]

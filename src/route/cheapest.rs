@@ -105,7 +105,7 @@ pub(super) fn cheapest(
         return worst;
     };
     let prompt = f64::from(cx.features.prompt_tokens);
-    let fewest_output = f64::from(cx.output_charged(tier.min_output_limit));
+    let fewest_output = cx.output_charged(tier.min_output_limit);
     let visit = |i: usize, best: &mut Cheapest, worst: &mut Option<Rejection>, once: bool| {
         let Some(m) = models.get(i) else {
             return;

@@ -111,19 +111,22 @@ impl<'a, 'p> RoutingContext<'a, 'p> {
         Ok(())
     }
 
-    /// Output tokens a cost estimate charges a model whose output limit is `limit`.
+    /// Output tokens a cost estimate charges a model whose output limit is `limit`: those of
+    /// one completion, times the completions asked for.
     #[inline]
-    pub fn output_charged(&self, limit: u32) -> u32 {
+    pub fn output_charged(&self, limit: u32) -> f64 {
         let expected = self.policy.limits.expected_output_tokens.min(limit);
-        self.features
+        let one = self
+            .features
             .max_output_tokens
-            .map_or(expected, |n| n.min(expected))
+            .map_or(expected, |n| n.min(expected));
+        f64::from(one) * f64::from(self.features.choices.max(1))
     }
 
     /// Estimated USD cost of serving this request with `model`.
     pub fn cost(&self, model: &Model) -> f64 {
         let output = self.output_charged(model.max_output_tokens);
-        model.cost_usd(f64::from(self.features.prompt_tokens), f64::from(output))
+        model.cost_usd(f64::from(self.features.prompt_tokens), output)
     }
 
     /// The cost in millionths of a dollar: orders models as [`RoutingContext::cost`] does, without
@@ -131,7 +134,7 @@ impl<'a, 'p> RoutingContext<'a, 'p> {
     #[inline]
     pub fn cost_key(&self, model: &Model) -> f64 {
         let output = self.output_charged(model.max_output_tokens);
-        model.cost_micro_usd(f64::from(self.features.prompt_tokens), f64::from(output))
+        model.cost_micro_usd(f64::from(self.features.prompt_tokens), output)
     }
 
     #[inline]

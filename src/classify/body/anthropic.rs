@@ -2,8 +2,8 @@
 //! tool use and results, thinking), `max_tokens` (required), typed tools and `thinking`.
 
 use super::{
-    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, open_or_null, string_word,
-    type_ahead, words,
+    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, open_or_null, payload,
+    string_word, type_ahead, words,
 };
 use crate::capability::Capability;
 use crate::classify::scan::{Cursor, Kind, Word, word};
@@ -30,7 +30,6 @@ const TOOL_RESULT: Word = word("tool_result");
 const DOCUMENT: Word = word("document");
 const DISABLED: Word = word("disabled");
 const USER_ID: Word = word("user_id");
-const DATA: Word = word("data");
 
 /// Where a block sits, and whether it is inside a tool result (whose text is the tool's, not
 /// the speaker's).
@@ -232,7 +231,7 @@ impl<'a> Classification<'_, 'a> {
                 if !self.has_member(c, SOURCE, at)? {
                     return Err(no_payload(at, "source"));
                 }
-                self.media(Capability::Vision, field);
+                self.media(Capability::Vision, field, 0);
             }
             DOCUMENT => self.document(c, at)?,
             TOOL_USE => {
@@ -258,7 +257,7 @@ impl<'a> Classification<'_, 'a> {
                 let kind = name.small(&mut buf);
                 if kind == "redacted_thinking" {
                     // Encrypted thinking: opaque bytes, no prompt text (read for its `type`).
-                    self.has_member(c, DATA, at)?;
+                    self.has_member(c, words::DATA, at)?;
                 } else {
                     if kind.starts_with("web_search") {
                         self.need(Capability::WebSearch, field);
@@ -361,7 +360,7 @@ impl<'a> Classification<'_, 'a> {
                             c.begin_object()?;
                             let mut first = true;
                             while let Some(key) = c.next_key_word(&mut first)? {
-                                let counts = (key == DATA).then_some(&mut self.prompt);
+                                let counts = (key == words::DATA).then_some(&mut self.prompt);
                                 c.value(counts)?;
                             }
                         }
@@ -379,8 +378,8 @@ impl<'a> Classification<'_, 'a> {
                             self.tool_result(c, place)?;
                         }
                         _ => {
-                            c.value(None)?;
-                            self.media(Capability::FileInput, self.asked.prompt);
+                            let (_, bytes) = payload(c)?;
+                            self.media(Capability::FileInput, self.asked.prompt, bytes);
                         }
                     }
                 }

@@ -2,8 +2,8 @@
 //! shares with them.
 
 use super::{
-    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, open_or_null, string_word,
-    words,
+    Classification, MessageText, Role, Seen, invalid, kind_at, must_be, open_or_null, payload,
+    string_word, token_count, words,
 };
 use crate::capability::Capability;
 use crate::classify::estimate::TextCounts;
@@ -114,6 +114,7 @@ impl<'a> Classification<'_, 'a> {
                     }
                 },
                 "top_logprobs" => this.top_logprobs(c)?,
+                "n" => this.choices = token_count(c, "n")?.unwrap_or(1),
                 "user" => this.user(c)?,
                 "modalities" => this.modalities(c)?,
                 "audio" => {
@@ -317,7 +318,7 @@ impl<'a> Classification<'_, 'a> {
         let mut kind: Option<PartType> = None;
         // Text may come before `type`; it is kept (as a span) until the type is known.
         let mut part_text: Option<(Str<'a>, TextCounts)> = None;
-        let mut has_payload = false;
+        let (mut has_payload, mut bytes) = (false, 0u64);
         let mut first = true;
         let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
@@ -375,10 +376,14 @@ impl<'a> Classification<'_, 'a> {
                         _ => 9,
                     };
                     once(&mut seen, bit)?;
-                    // Media payloads (URLs, ids, base64) are not prompt text.
-                    if !matches!(c.value(None)?, Kind::Null) {
-                        has_payload = true;
-                    }
+                    // Media payloads (URLs, ids, base64) are not prompt text; a file's inline
+                    // data sizes its estimate.
+                    let (any, data) = match key {
+                        words::FILE | words::FILE_DATA => payload(c)?,
+                        _ => (!matches!(c.value(None)?, Kind::Null), 0),
+                    };
+                    has_payload |= any;
+                    bytes = bytes.saturating_add(data);
                 }
                 _ => {
                     c.value(None)?;
@@ -411,7 +416,7 @@ impl<'a> Classification<'_, 'a> {
                     PartType::Audio => Capability::AudioInput,
                     _ => Capability::FileInput,
                 };
-                self.media(cap, self.asked.prompt);
+                self.media(cap, self.asked.prompt, bytes);
                 Ok(())
             }
         }

@@ -187,6 +187,7 @@ mod words {
     pub const FILE_ID: Word = word("file_id");
     pub const FILE_DATA: Word = word("file_data");
     pub const FILE_URL: Word = word("file_url");
+    pub const DATA: Word = word("data");
     pub const JSON_OBJECT: Word = word("json_object");
     pub const JSON_SCHEMA: Word = word("json_schema");
     pub const NONE: Word = word("none");
@@ -239,6 +240,8 @@ pub(super) struct Classification<'p, 'a> {
     output: Option<u32>,
     /// The output length from the field that yields to `output` (chat's `max_tokens`).
     output_fallback: Option<u32>,
+    /// Completions asked for (chat's `n`).
+    pub(super) choices: u32,
     user: Option<u64>,
     first_user: Option<u64>,
     last_user: Option<UserMessage<'a>>,
@@ -258,6 +261,7 @@ impl<'p, 'a> Classification<'p, 'a> {
             asked: Asked::default(),
             output: None,
             output_fallback: None,
+            choices: 1,
             user: None,
             first_user: None,
             last_user: None,
@@ -520,12 +524,19 @@ impl<'p, 'a> Classification<'p, 'a> {
         }
     }
 
-    /// A media part or block: the capability it needs and its fixed token estimate.
-    fn media(&mut self, cap: Capability, field: Field) {
+    /// A media part or block: the capability it needs and its token estimate. Images and
+    /// audio take the policy's fixed estimates; a file takes one token per
+    /// `file_bytes_per_token` bytes of its inline payload (`bytes`, decoded), or the fixed
+    /// `file_tokens` when it is sent by id or URL.
+    fn media(&mut self, cap: Capability, field: Field, bytes: u64) {
         let limits = self.policy.limits;
         let tokens = match cap {
             Capability::Vision => limits.image_tokens,
             Capability::AudioInput => limits.audio_tokens,
+            _ if bytes > 0 => {
+                let per = u64::from(limits.file_bytes_per_token.max(1));
+                u32::try_from(bytes.div_ceil(per)).unwrap_or(u32::MAX)
+            }
             _ => limits.file_tokens,
         };
         self.need(cap, field);
@@ -619,6 +630,7 @@ impl<'p, 'a> Classification<'p, 'a> {
             target,
             prompt_tokens: prompt.tokens(),
             max_output_tokens: self.output.or(self.output_fallback),
+            choices: self.choices,
             capabilities: self.capabilities,
             complexity,
             complexity_score,
@@ -631,13 +643,68 @@ impl<'p, 'a> Classification<'p, 'a> {
     }
 }
 
+/// Reads a media payload at the cursor: whether it is not null, and the bytes its inline data
+/// decodes to. A string is the data itself; in an object, the `data` or `file_data` string is.
+/// Base64 (after a data URL's comma) decodes to three bytes per four; ids and URLs in other
+/// members carry no data.
+pub(super) fn payload(c: &mut Cursor<'_>) -> Result<(bool, u64), RouteError> {
+    let decoded = |s: Str<'_>| {
+        if !s.escaped {
+            let data = match s.raw.strip_prefix("data:") {
+                Some(url) => url.split_once(',').map_or("", |(_, d)| d),
+                None => s.raw,
+            };
+            return data.len() as u64 * 3 / 4;
+        }
+        // Escaped: the decoded text, piece by piece, without decoding it into a buffer.
+        let (mut len, mut header, mut head) = (0u64, None, [0u8; 5]);
+        for (text, c) in s.runs() {
+            let mut buf = [0u8; 4];
+            for piece in [text, c.map_or("", |c| c.encode_utf8(&mut buf))] {
+                for &b in piece.as_bytes() {
+                    if let Some(slot) = usize::try_from(len).ok().and_then(|i| head.get_mut(i)) {
+                        *slot = b;
+                    }
+                    len += 1;
+                    if b == b',' && header.is_none() && &head == b"data:" {
+                        header = Some(len);
+                    }
+                }
+            }
+        }
+        let data = match (&head == b"data:", header) {
+            (true, Some(h)) => len - h,
+            (true, None) => 0,
+            (false, _) => len,
+        };
+        data * 3 / 4
+    };
+    if c.peek() != Some(b'{') {
+        return Ok(match c.value(None)? {
+            Kind::Null => (false, 0),
+            Kind::Str(s) => (true, decoded(s)),
+            _ => (true, 0),
+        });
+    }
+    c.begin_object()?;
+    let (mut first, mut any, mut bytes) = (true, false, 0u64);
+    while let Some(key) = c.next_key_word(&mut first)? {
+        let value = c.value(None)?;
+        any |= !matches!(value, Kind::Null);
+        if let (words::DATA | words::FILE_DATA, Kind::Str(s)) = (key, value) {
+            bytes = bytes.saturating_add(decoded(s));
+        }
+    }
+    Ok((any, bytes))
+}
+
 /// Whether a reasoning effort asks for no reasoning to speak of (`none`, `minimal`).
 fn lifts_reasoning(s: Str<'_>) -> bool {
     matches!(s.word(), words::NONE | words::MINIMAL)
 }
 
 /// Reads an optional token count (`max_tokens` and the like): a positive integer or null.
-fn token_count(c: &mut Cursor<'_>, param: &str) -> Result<Option<u32>, RouteError> {
+pub(super) fn token_count(c: &mut Cursor<'_>, param: &str) -> Result<Option<u32>, RouteError> {
     match c.value(None)? {
         Kind::Null => Ok(None),
         Kind::UInt(n) if n > 0 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),

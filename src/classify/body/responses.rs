@@ -156,7 +156,7 @@ impl<'a> Classification<'_, 'a> {
             // A screenshot sent back to a computer-use model.
             "computer_call_output" => {
                 c.value(None)?;
-                self.media(Capability::Vision, Field::Input);
+                self.media(Capability::Vision, Field::Input, 0);
                 self.end_message(Role::Tool, &MessageText::default());
                 Ok(())
             }

@@ -327,6 +327,8 @@ impl Checker<'_> {
             image_tokens: self.whole(&l.image_tokens, 0, "limits.image_tokens"),
             audio_tokens: self.whole(&l.audio_tokens, 0, "limits.audio_tokens"),
             file_tokens: self.whole(&l.file_tokens, 0, "limits.file_tokens"),
+            file_bytes_per_token: self
+                .count(&l.file_bytes_per_token, "limits.file_bytes_per_token"),
         }
     }
 
