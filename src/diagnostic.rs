@@ -70,6 +70,9 @@ pub enum DiagnosticKind {
     TierPrices,
     /// A model id with a provider prefix (`openai/gpt-4o`) beside the same id without it.
     ProviderPrefix,
+    /// A classifier's scorer model file that is not valid (format, version, weights), or that
+    /// weighs a signal the policy does not define.
+    InvalidScorer,
 }
 
 impl DiagnosticKind {
@@ -96,6 +99,7 @@ impl DiagnosticKind {
             DiagnosticKind::PriceUnit => "price_unit",
             DiagnosticKind::TierPrices => "tier_prices",
             DiagnosticKind::ProviderPrefix => "provider_prefix",
+            DiagnosticKind::InvalidScorer => "invalid_scorer",
         }
     }
 }

@@ -3,11 +3,30 @@
 use serde_json::{Value, json};
 
 use crate::decision::round;
-use crate::features::{RequestFeatures, TargetKind};
+use crate::error::RouteError;
+use crate::features::{Api, RequestFeatures, TargetKind};
 use crate::policy::CompiledPolicy;
 use crate::route::{CallerContext, RoutingContext, reject};
+use crate::scorer::Term;
 
 impl CompiledPolicy {
+    /// What moved the complexity score of a body most, when the policy has a trained scorer
+    /// (`[classifier] model`): the head the structure picked, each dense feature, signal and
+    /// n-gram with its part of the sum before the logistic, largest first. Empty without a
+    /// scorer. Off the hot path; allocates freely.
+    ///
+    /// ```
+    /// use fluxroute::{Api, CompiledPolicy};
+    /// let policy = CompiledPolicy::embedded();
+    /// let terms = policy.explain_score(Api::Chat, br#"{"model": "flux-auto",
+    ///     "messages": [{"role": "user", "content": "Prove that there are infinitely many primes."}]}"#)?;
+    /// assert!(terms.iter().any(|t| t.feature.starts_with("head:")));
+    /// # Ok::<(), fluxroute::RouteError>(())
+    /// ```
+    pub fn explain_score(&self, api: Api, body: &[u8]) -> Result<Vec<Term>, RouteError> {
+        self.score_terms(api, body)
+    }
+
     /// Explains routing `features`: each rule with whether it matched, and each candidate model
     /// with why it was kept or dropped: a dropped model's reason is the error a request pinned
     /// to it would get. Off the hot path; allocates freely.

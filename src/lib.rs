@@ -19,6 +19,7 @@ mod patterns;
 mod policy;
 mod route;
 mod router;
+mod scorer;
 #[cfg(feature = "simulate")]
 mod simulate;
 mod suggest;
@@ -38,7 +39,13 @@ pub use policy::{
 };
 pub use route::CallerContext;
 pub use router::{Reloaded, Routed, Router};
+pub use scorer::Term;
 #[cfg(feature = "simulate")]
-pub use simulate::{Point, Progress, Report, Simulation, Tradeoff, open_log};
+pub use scorer::train::{FileReport, MIN_PAIRS, TrainOptions, Trained, train_scorer};
+#[cfg(feature = "simulate")]
+pub use simulate::{
+    Calibration, Point, Progress, Report, Shares, Simulation, Tradeoff, calibrate, open_log,
+    write_thresholds,
+};
 #[cfg(feature = "watch")]
 pub use watch::Watcher;

@@ -43,6 +43,12 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Train a complexity scorer from labelled routing-eval JSONL files and print its k-fold
+    /// held-out APGR and CPT(50%) beside the length baseline and the policy's own score.
+    Train(TrainArgs),
+    /// Set a policy's class thresholds so that a share of a log's requests is `complex` or
+    /// `reasoning`.
+    Calibrate(CalibrateArgs),
     /// Validate policy files; exit 0 when all are valid, 1 otherwise.
     Check {
         /// Treat warnings as errors.
@@ -101,6 +107,59 @@ struct SimulateArgs {
     #[arg(long, short)]
     quiet: bool,
     /// The log: JSONL, plain or gzip; `-` for stdin.
+    log: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Write the model file here.
+    #[arg(long)]
+    out: PathBuf,
+    /// The weak model's id; repeat to take the mean of several. With neither --weak nor
+    /// --strong, every record must name the same two models.
+    #[arg(long)]
+    weak: Vec<String>,
+    /// The strong model's id.
+    #[arg(long)]
+    strong: Option<String>,
+    /// Folds of the held-out figures.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the n-gram hash and of the folds.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// 2^BITS hashed n-gram buckets.
+    #[arg(long, default_value_t = 12)]
+    bits: u32,
+    /// The policy whose signals the model weighs (default: the embedded default policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Labelled JSONL files (`{"id", "request", "quality"}`), plain or gzip.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// The policy to calibrate (default: the embedded default policy; --write needs a file).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The share of the log's requests to put in the strong classes, in [0, 1].
+    #[arg(long)]
+    strong_share: f64,
+    /// The share to put in `reasoning` (default: its part of the strong requests now).
+    #[arg(long)]
+    reasoning_share: Option<f64>,
+    /// The share to put in `simple` (default: its part of the other requests now).
+    #[arg(long)]
+    simple_share: Option<f64>,
+    /// Rewrite the policy file's thresholds in place.
+    #[arg(long)]
+    write: bool,
+    /// The request API of bare bodies and of records without an `"api"` field.
+    #[arg(long, default_value_t = Api::Chat)]
+    api: Api,
+    /// The log: JSONL, plain or gzip.
     log: PathBuf,
 }
 
@@ -164,6 +223,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Route(args) => route(&args),
         Command::Simulate(args) => simulate(&args),
+        Command::Train(args) => train(&args),
+        Command::Calibrate(args) => calibrate(&args),
         Command::Models { policy, tenant } => load(policy.as_deref()).and_then(|p| {
             let listing = match tenant {
                 Some(t) => p.models_for(Some(&t)),
@@ -245,7 +306,10 @@ fn route(args: &RouteArgs) -> Result<u8, Failure> {
             if args.explain
                 && let Some(obj) = out.as_object_mut()
             {
-                obj.insert("explain".into(), policy.explain(&features, &ctx));
+                obj.insert(
+                    "explain".into(),
+                    explain(&policy, &features, &ctx, args.api, &body),
+                );
             }
             print_json(&out).map(|()| 0)
         }
@@ -254,11 +318,110 @@ fn route(args: &RouteArgs) -> Result<u8, Failure> {
             if args.explain
                 && let Some(obj) = out.as_object_mut()
             {
-                obj.insert("explain".into(), policy.explain(&features, &ctx));
+                obj.insert(
+                    "explain".into(),
+                    explain(&policy, &features, &ctx, args.api, &body),
+                );
             }
             print_json(&out).map(|()| 2)
         }
     }
+}
+
+fn train(args: &TrainArgs) -> Result<u8, Failure> {
+    let policy = load(args.policy.as_deref())?;
+    let mut options = fluxroute::TrainOptions::default();
+    options.weak.clone_from(&args.weak);
+    options.strong.clone_from(&args.strong);
+    options.folds = args.folds;
+    options.seed = args.seed;
+    options.bits = args.bits;
+    let trained = fluxroute::train_scorer(&policy, &args.files, &options).map_err(Failure)?;
+    std::fs::write(&args.out, &trained.text)
+        .map_err(|e| Failure(format!("cannot write {}: {e}", args.out.display())))?;
+    let cpt = |c: Option<f64>| c.map_or("-".to_owned(), |c| format!("{:.1}%", c * 100.0));
+    println!("{}-fold held-out, by file: APGR (CPT(50%))", options.folds);
+    println!(
+        "{:<44} {:>7} {:>16} {:>16} {:>16}",
+        "file", "pairs", "model", "length", "policy"
+    );
+    for f in &trained.files {
+        let cell = |(a, c): (f64, Option<f64>)| format!("{a:.3} ({})", cpt(c));
+        println!(
+            "{:<44} {:>7} {:>16} {:>16} {:>16}",
+            f.file,
+            f.records,
+            cell(f.model),
+            cell(f.length),
+            cell(f.policy)
+        );
+        if f.skipped > 0 {
+            println!(
+                "  {} record(s) skipped: no quality for both sides, or not classified",
+                f.skipped
+            );
+        }
+    }
+    println!("wrote {}", args.out.display());
+    Ok(0)
+}
+
+fn calibrate(args: &CalibrateArgs) -> Result<u8, Failure> {
+    let policy = load(args.policy.as_deref())?;
+    let shares = fluxroute::Shares {
+        strong: args.strong_share,
+        reasoning: args.reasoning_share,
+        simple: args.simple_share,
+    };
+    let c = fluxroute::calibrate(&policy, &args.log, shares, args.api).map_err(Failure)?;
+    let [standard, complex, reasoning] = c.thresholds;
+    println!(
+        "thresholds = {{ standard = {standard:.6}, complex = {complex:.6}, reasoning = {reasoning:.6} }}"
+    );
+    println!(
+        "strong share on {}: {:.1}% of {} requests (asked {:.1}%; {} floored by signals)",
+        args.log.display(),
+        c.strong_share * 100.0,
+        c.records,
+        args.strong_share * 100.0,
+        c.floored
+    );
+    if args.write {
+        let path = args
+            .policy
+            .as_deref()
+            .ok_or_else(|| Failure("--write needs --policy FILE".into()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+        let origin = path.display().to_string();
+        let out = fluxroute::write_thresholds(&text, &origin, c.thresholds).map_err(Failure)?;
+        std::fs::write(path, out)
+            .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(0)
+}
+
+/// The explanation of a decision: rules and candidates, and with a trained scorer the terms
+/// that moved the complexity score most (`score`, at most ten, largest first).
+fn explain(
+    policy: &CompiledPolicy,
+    features: &fluxroute::RequestFeatures,
+    ctx: &CallerContext<'_>,
+    api: Api,
+    body: &[u8],
+) -> Value {
+    let mut why = policy.explain(features, ctx);
+    let terms = policy.explain_score(api, body).unwrap_or_default();
+    if let (false, Some(obj)) = (terms.is_empty(), why.as_object_mut()) {
+        let top: Vec<Value> = terms
+            .iter()
+            .take(10)
+            .map(|t| json!({"feature": t.feature, "contribution": (f64::from(t.contribution) * 1e4).round() / 1e4}))
+            .collect();
+        obj.insert("score".into(), Value::Array(top));
+    }
+    why
 }
 
 fn print_error(e: &fluxroute::RouteError) -> Result<(), Failure> {

@@ -16,10 +16,49 @@ use crate::error::{ErrorCode, RouteError};
 use crate::features::{Api, Complexity, RequestFeatures};
 use crate::patterns::Matches;
 use crate::policy::CompiledPolicy;
+use crate::scorer::{Inputs, Term};
 use body::Classification;
 use scan::{Cursor, syntax_error};
 
 impl CompiledPolicy {
+    /// How much signal `i` matched, in `[0, 1]`: 1 when it matched, a counted signal's
+    /// count over its saturation; 0 when it did not match.
+    pub(crate) fn signal_strength(&self, matched: &Matches, i: usize) -> f32 {
+        let signals = &self.classifier.signals;
+        let Some(s) = signals.get(i) else { return 0.0 };
+        if matched.bits & 1u64.checked_shl(i as u32).unwrap_or(0) == 0 {
+            return 0.0;
+        }
+        match s.saturation {
+            // Counted signals take their counts in signal order.
+            Some(sat) => {
+                let k = signals
+                    .iter()
+                    .take(i)
+                    .filter(|s| s.saturation.is_some())
+                    .count();
+                let n = matched.counts.get(k).copied().unwrap_or(0);
+                (n as f32 / sat.max(1) as f32).min(1.0)
+            }
+            None => 1.0,
+        }
+    }
+
+    /// The scorer's score of the last user message `text`.
+    pub(crate) fn model_score(
+        &self,
+        s: &crate::scorer::Compiled,
+        text: &str,
+        cx: &crate::scorer::Context,
+        matched: &Matches,
+    ) -> f32 {
+        s.model.score(text, cx, |k| {
+            s.columns
+                .get(k)
+                .map_or(0.0, |&i| self.signal_strength(matched, i))
+        })
+    }
+
     /// Reads a Chat Completions body into [`RequestFeatures`]; see [`CompiledPolicy::classify_as`].
     pub fn classify(&self, body: &[u8]) -> Result<RequestFeatures, RouteError> {
         self.classify_as(Api::Chat, body)
@@ -34,6 +73,28 @@ impl CompiledPolicy {
     /// limits), `invalid_json`, `invalid_request`, `model_not_found` (with a "did you mean"
     /// hint).
     pub fn classify_as(&self, api: Api, body: &[u8]) -> Result<RequestFeatures, RouteError> {
+        self.read(api, body, |r| r.finish())
+    }
+
+    /// The terms of the scorer's score of a body, largest first (empty when the policy has no
+    /// scorer); see [`CompiledPolicy::explain_score`](crate::CompiledPolicy::explain_score).
+    pub(crate) fn score_terms(&self, api: Api, body: &[u8]) -> Result<Vec<Term>, RouteError> {
+        self.read(api, body, |r| r.terms())
+    }
+
+    /// What a scorer would read of a body; see [`Inputs`].
+    #[cfg_attr(not(feature = "simulate"), allow(dead_code))]
+    pub(crate) fn score_inputs(&self, api: Api, body: &[u8]) -> Result<Inputs, RouteError> {
+        self.read(api, body, |r| r.inputs())
+    }
+
+    /// Reads a body and hands the reading to `end`.
+    fn read<R>(
+        &self,
+        api: Api,
+        body: &[u8],
+        end: impl FnOnce(Classification<'_, '_>) -> Result<R, RouteError>,
+    ) -> Result<R, RouteError> {
         let limit = self.limits.max_body_bytes;
         if body.len() > limit {
             return Err(RouteError::new(
@@ -68,16 +129,19 @@ impl CompiledPolicy {
         let mut reading = Classification::new(self, api);
         reading.body(&mut c)?;
         c.end()?;
-        reading.finish()
+        end(reading)
     }
 
-    /// The complexity score and class from the classifier's features and signals.
+    /// The complexity score and class from the classifier's features and signals: the
+    /// weighted sum, or `model_score` when the policy's scorer gave one. Signals' `min_class`
+    /// floors apply to both.
     pub(crate) fn score(
         &self,
         last_user_tokens: u32,
         messages: u32,
         tools: bool,
         matched: &Matches,
+        model_score: Option<f32>,
     ) -> (Complexity, f32) {
         let c = &self.classifier;
         let ratio = |x: u32, sat: u32| (x as f32 / sat.max(1) as f32).min(1.0);
@@ -85,24 +149,16 @@ impl CompiledPolicy {
             + c.depth_weight * ratio(messages.saturating_sub(1), c.depth_saturation)
             + if tools { c.tools_weight } else { 0.0 };
         let mut floor = Complexity::Simple;
-        // Counted signals take their counts in signal order.
-        let mut counts = matched.counts.iter();
         for (i, s) in c.signals.iter().enumerate() {
-            let count = s
-                .saturation
-                .map(|sat| (counts.next().copied().unwrap_or(0), sat));
             if matched.bits & (1u64 << i) == 0 {
                 continue;
             }
-            score += match count {
-                Some((n, sat)) => s.weight * ratio(n, sat),
-                None => s.weight,
-            };
+            score += s.weight * self.signal_strength(matched, i);
             if let Some(min) = s.min_class {
                 floor = floor.max(min);
             }
         }
-        let score = score.clamp(0.0, 1.0);
+        let score = model_score.unwrap_or(score).clamp(0.0, 1.0);
         let class = match c.thresholds {
             [_, _, r] if score >= r => Complexity::Reasoning,
             [_, x, _] if score >= x => Complexity::Complex,

@@ -58,22 +58,28 @@ fn tail_start(s: Str<'_>, keep: usize) -> usize {
 /// decoded into one buffer. Windows count decoded bytes, so escaping text differently
 /// never changes what the patterns see.
 pub(super) fn last_user_matches(patterns: &Patterns, u: &UserMessage<'_>) -> Matches {
-    let (Some(first), Some(last)) = (u.first, u.last) else {
-        return patterns.find("");
-    };
-    if patterns.is_empty() {
+    if patterns.is_empty() && u.first.is_some() {
         return Matches::default();
     }
+    last_user_text(u, |text| patterns.find(text))
+}
+
+/// Calls `f` with the text of the last user message that patterns see (and the scorer
+/// reads): see [`last_user_matches`].
+pub(super) fn last_user_text<R>(u: &UserMessage<'_>, f: impl FnOnce(&str) -> R) -> R {
+    let (Some(first), Some(last)) = (u.first, u.last) else {
+        return f("");
+    };
     let one = std::ptr::eq(first.raw, last.raw);
     if one && !first.escaped && first.raw.len() <= PATTERN_WINDOW {
-        return patterns.find(first.raw);
+        return f(first.raw);
     }
     let half = PATTERN_WINDOW / 2;
     // The one allocation: the head, a line feed, and room to decode the tail.
     let mut text = String::with_capacity(PATTERN_WINDOW.max(3 * half + 5));
     if one {
         if first.decode_into(&mut text, PATTERN_WINDOW) {
-            return patterns.find(&text);
+            return f(&text);
         }
         let mut cut = half;
         while !text.is_char_boundary(cut) {
@@ -90,5 +96,5 @@ pub(super) fn last_user_matches(patterns: &Patterns, u: &UserMessage<'_>) -> Mat
         escaped: last.escaped,
     };
     tail.decode_tail_into(&mut text, half);
-    patterns.find(&text)
+    f(&text)
 }

@@ -119,6 +119,7 @@ fn canonical(p: &CompiledPolicy) -> Value {
     {
         a.push(json!(l.file_bytes_per_token));
     }
+    let scorer = c.scorer.as_ref().map(|s| s.digest.clone());
     let mut canonical = json!({
         "name": p.name, "description": p.description, "created": p.created,
         "passthrough": p.passthrough, "max_fallbacks": p.max_fallbacks,
@@ -136,6 +137,10 @@ fn canonical(p: &CompiledPolicy) -> Value {
     // Only a denying policy carries the key, so other fingerprints stay as they were.
     if let (true, Some(o)) = (p.deny_unknown_tenants, canonical.as_object_mut()) {
         o.insert("unknown_tenants".into(), json!("deny"));
+    }
+    // A scorer's file bytes, by their SHA-256: a reload with another model is another policy.
+    if let (Some(digest), Some(o)) = (scorer, canonical.as_object_mut()) {
+        o.insert("scorer".into(), json!(digest));
     }
     canonical
 }

@@ -280,6 +280,15 @@ impl CompiledPolicy {
     }
 }
 
+/// Where the values of `[classifier] thresholds` (`standard`, `complex`, `reasoning`) lie
+/// in a policy's text; `None` when it does not parse or has none.
+#[cfg(feature = "simulate")]
+pub(crate) fn threshold_spans(text: &str) -> Option<[std::ops::Range<usize>; 3]> {
+    let raw: raw::RawPolicy = toml::from_str(text).ok()?;
+    let t = raw.classifier?.thresholds;
+    Some([t.standard.span(), t.complex.span(), t.reasoning.span()])
+}
+
 /// Parses, validates and compiles a policy; returns the compiled table when no diagnostic is
 /// an error, and every diagnostic: errors first, then warnings, each in file order (the
 /// policy's own file before an included catalog).

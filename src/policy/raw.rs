@@ -33,6 +33,9 @@ pub(crate) struct RawPolicy {
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub tenants: BTreeMap<Name, RawTenant>,
+    /// The classifier's scorer file, read by [`parse_policy`].
+    #[serde(skip)]
+    pub scorer: Option<ScorerFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +198,23 @@ pub(crate) struct RawClassifier {
     pub tools: RawWeight,
     #[serde(default)]
     pub signals: Vec<RawSignal>,
+    /// A trained scorer's model file, relative to the policy's directory, or
+    /// [`BUILTIN_SCORER`].
+    #[serde(default)]
+    pub model: Option<Name>,
+}
+
+/// The name that stands for the scorer built into fluxroute (`policies/default.scorer`).
+pub(crate) const BUILTIN_SCORER: &str = "builtin:default";
+
+/// The text of the built-in scorer.
+pub(crate) const EMBEDDED_SCORER: &str = include_str!("../../policies/default.scorer");
+
+/// A scorer model file as read: its text and where it starts among the sources.
+#[derive(Debug)]
+pub(crate) struct ScorerFile {
+    pub text: String,
+    pub offset: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +322,9 @@ pub(crate) fn parse_policy(
     if let Some(name) = raw.policy.catalog.clone() {
         found = include_catalog(src, &mut raw, &name, catalog_anywhere)?;
     }
+    if let Some(name) = raw.classifier.as_ref().and_then(|c| c.model.clone()) {
+        raw.scorer = Some(read_scorer(src, &name, catalog_anywhere)?);
+    }
     Ok((raw, found))
 }
 
@@ -351,6 +374,62 @@ fn parse<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Reads the scorer model file a classifier names: the built-in one, or a file relative to the
+/// policy's directory (confined to it as a catalog is).
+fn read_scorer(src: &mut Source, name: &Name, anywhere: bool) -> Result<ScorerFile, Diagnostic> {
+    let (origin, text) = if name.get_ref() == BUILTIN_SCORER {
+        (BUILTIN_SCORER.to_owned(), EMBEDDED_SCORER.to_owned())
+    } else {
+        let path = confined(src, name, anywhere, "classifier.model", "scorer model")?;
+        let text = read_bounded(&path).map_err(|e| {
+            let msg = format!("cannot read scorer model {}: {e}", path.display());
+            src.diagnostic(
+                Severity::Error,
+                K::Io,
+                span_of(name),
+                "classifier.model",
+                msg,
+            )
+        })?;
+        (path.display().to_string(), text)
+    };
+    let offset = src.include(&origin, &text);
+    Ok(ScorerFile { text, offset })
+}
+
+/// The path of a file a policy names, relative to its directory; outside it only when
+/// `anywhere` allows.
+fn confined(
+    src: &Source,
+    name: &Name,
+    anywhere: bool,
+    key: &str,
+    what: &str,
+) -> Result<std::path::PathBuf, Diagnostic> {
+    let dir = std::path::Path::new(src.origin())
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let path = dir.join(name.get_ref());
+    // The file must lie inside the policy's directory (after links are followed), so a
+    // policy cannot make the engine read, and quote, any file the process can read.
+    if !anywhere {
+        let inside = match (path.canonicalize(), dir.canonicalize()) {
+            (Ok(file), Ok(dir)) => file.starts_with(dir),
+            _ => true, // Reading it reports what is wrong.
+        };
+        if !inside {
+            let msg = format!(
+                "{what} `{}` lies outside the policy's directory; allow that with \
+                 `--catalog-anywhere` (CLI) or `LoadOptions::catalog_anywhere`",
+                name.get_ref()
+            );
+            return Err(src.diagnostic(Severity::Error, K::Io, span_of(name), key, msg));
+        }
+    }
+    Ok(path)
+}
+
 /// Reads the catalog a policy names (relative to the policy's directory) and puts its models
 /// before the policy's own and its pinned aliases beside them. Returns the aliases both define
 /// (the policy's own is kept); an unreadable or unparsable catalog is the error.
@@ -360,30 +439,10 @@ fn include_catalog(
     name: &Name,
     anywhere: bool,
 ) -> Result<Vec<Diagnostic>, Diagnostic> {
-    let dir = std::path::Path::new(src.origin())
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let path = dir.join(name.get_ref());
+    let path = confined(src, name, anywhere, "policy.catalog", "catalog")?;
     let io_error = |src: &Source, msg: String| {
         src.diagnostic(Severity::Error, K::Io, span_of(name), "policy.catalog", msg)
     };
-    // The catalog must lie inside the policy's directory (after links are followed), so a
-    // policy cannot make the engine read, and quote, any file the process can read.
-    if !anywhere {
-        let inside = match (path.canonicalize(), dir.canonicalize()) {
-            (Ok(file), Ok(dir)) => file.starts_with(dir),
-            _ => true, // Reading it reports what is wrong.
-        };
-        if !inside {
-            let msg = format!(
-                "catalog `{}` lies outside the policy's directory; allow that with \
-                 `--catalog-anywhere` (CLI) or `LoadOptions::catalog_anywhere`",
-                name.get_ref()
-            );
-            return Err(io_error(src, msg));
-        }
-    }
     let text = read_bounded(&path)
         .map_err(|e| io_error(src, format!("cannot read catalog {}: {e}", path.display())))?;
     let offset = src.include(&path.display().to_string(), &text);

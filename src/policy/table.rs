@@ -166,6 +166,8 @@ pub(crate) struct Classifier {
     pub depth_saturation: u32,
     pub tools_weight: f32,
     pub signals: Vec<Signal>,
+    /// The trained scorer that replaces the weighted sum, when the policy names one.
+    pub scorer: Option<crate::scorer::Compiled>,
 }
 
 #[derive(Debug, Clone)]

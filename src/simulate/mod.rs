@@ -6,11 +6,13 @@
 //! input order, and [`report`] tallies what each policy did; [`tradeoff`] is the two-model
 //! quality/cost curve. Memory stays flat whatever the log's size.
 
+mod calibrate;
 mod pipeline;
-mod reader;
+pub(crate) mod reader;
 mod report;
 mod tradeoff;
 
+pub use calibrate::{Calibration, Shares, calibrate, write_thresholds};
 pub use reader::open_log;
 pub use report::Report;
 pub use tradeoff::{Point, Tradeoff};

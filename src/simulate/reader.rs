@@ -27,7 +27,7 @@ const MAX_USAGE_TOKENS: u64 = u32::MAX as u64;
 
 /// One log line as a record: a bare request body, or `{"id", "request", "api"?, "quality"?,
 /// "usage"?}`.
-pub(super) struct Record<'t> {
+pub(crate) struct Record<'t> {
     pub id: String,
     pub body: &'t [u8],
     /// The request API the record names (`None`: the run's), or the value it gave that names
@@ -44,7 +44,7 @@ pub(super) struct Record<'t> {
 /// (`prompt_tokens`, `completion_tokens`) or as the Responses and Anthropic APIs do
 /// (`input_tokens`, `output_tokens`).
 #[derive(Deserialize)]
-pub(super) struct Usage {
+pub(crate) struct Usage {
     #[serde(alias = "input_tokens")]
     pub prompt_tokens: u64,
     #[serde(default, alias = "output_tokens")]
@@ -296,7 +296,7 @@ fn id_text(raw: &RawValue) -> Option<String> {
 }
 
 /// A line without its line ending.
-pub(super) fn trim_newline(mut line: &[u8]) -> &[u8] {
+pub(crate) fn trim_newline(mut line: &[u8]) -> &[u8] {
     while let [rest @ .., b'\n' | b'\r'] = line {
         line = rest;
     }

@@ -11,13 +11,15 @@ mod responses;
 
 use super::estimate::TextCounts;
 use super::scan::{Cursor, Kind, Str, Word};
-use super::window::{UserMessage, last_user_matches};
+use super::window::{UserMessage, last_user_matches, last_user_text};
 use crate::capability::{Capability, CapabilitySet};
 use crate::clip;
 use crate::error::{ErrorCode, RouteError};
 use crate::features::{Api, Asked, Field, Fnv, Origin, RequestFeatures, Source};
 use crate::patterns::Matches;
 use crate::policy::CompiledPolicy;
+use crate::scorer::text::scan;
+use crate::scorer::{self, Context as ScoreContext, Inputs, Term};
 
 fn invalid(param: &str, message: String) -> RouteError {
     RouteError::new(ErrorCode::InvalidRequest, message).with_param(param)
@@ -580,6 +582,65 @@ impl<'p, 'a> Classification<'p, 'a> {
         }
     }
 
+    /// The terms of the scorer's score of the last user message, largest first; empty when
+    /// the policy has no scorer.
+    pub(super) fn terms(self) -> Result<Vec<Term>, RouteError> {
+        let policy = self.policy;
+        let Some(s) = &policy.classifier.scorer else {
+            return Ok(Vec::new());
+        };
+        let cx = ScoreContext {
+            tokens: self.last_user.map_or(0, |u| u.counts.tokens()),
+            messages: self.messages,
+            tools: self.capabilities.contains(Capability::Tools),
+        };
+        let explain = |text: &str| {
+            let matched = policy.patterns.find(text);
+            s.model.explain(text, &cx, |k| {
+                s.columns
+                    .get(k)
+                    .map_or(0.0, |&i| policy.signal_strength(&matched, i))
+            })
+        };
+        Ok(match self.last_user {
+            Some(u) => last_user_text(&u, explain),
+            None => explain(""),
+        })
+    }
+
+    /// What a scorer would read of this request, for training one: the structure's head,
+    /// dense features, every policy signal's strength, the n-gram hashes, and the policy's
+    /// own score.
+    pub(super) fn inputs(self) -> Result<Inputs, RouteError> {
+        let policy = self.policy;
+        let cx = ScoreContext {
+            tokens: self.last_user.map_or(0, |u| u.counts.tokens()),
+            messages: self.messages,
+            tools: self.capabilities.contains(Capability::Tools),
+        };
+        let read = |text: &str| {
+            let matched = policy.patterns.find(text);
+            let mut kept = Box::new(scorer::Kept::new());
+            let stats = scan(text, &mut *kept);
+            let signals = (0..policy.classifier.signals.len())
+                .map(|i| policy.signal_strength(&matched, i))
+                .collect();
+            let (_, score) = policy.score(cx.tokens, cx.messages, cx.tools, &matched, None);
+            Inputs {
+                head: scorer::head(&stats),
+                dense: scorer::dense(&stats, &cx),
+                signals,
+                hashes: kept.hashes().collect(),
+                tokens: cx.tokens,
+                policy_score: score,
+            }
+        };
+        Ok(match self.last_user {
+            Some(u) => last_user_text(&u, read),
+            None => read(""),
+        })
+    }
+
     pub(super) fn finish(self) -> Result<RequestFeatures, RouteError> {
         let policy = self.policy;
         let Some(model) = self.model else {
@@ -616,16 +677,27 @@ impl<'p, 'a> Classification<'p, 'a> {
         let mut prompt = self.prompt;
         // Every reply is primed with a few tokens.
         prompt.add(3);
-        let (last_user_tokens, matched) = match self.last_user {
-            Some(u) => (u.counts.tokens(), last_user_matches(&policy.patterns, &u)),
-            None => (0, Matches::default()),
+        let tools = self.capabilities.contains(Capability::Tools);
+        let tokens = self.last_user.map_or(0, |u| u.counts.tokens());
+        let cx = ScoreContext {
+            tokens,
+            messages: self.messages,
+            tools,
         };
-        let (complexity, complexity_score) = policy.score(
-            last_user_tokens,
-            self.messages,
-            self.capabilities.contains(Capability::Tools),
-            &matched,
-        );
+        let (matched, model_score) = match (self.last_user, &policy.classifier.scorer) {
+            (Some(u), None) => (last_user_matches(&policy.patterns, &u), None),
+            (Some(u), Some(s)) => last_user_text(&u, |text| {
+                let matched = policy.patterns.find(text);
+                (matched, Some(policy.model_score(s, text, &cx, &matched)))
+            }),
+            (None, s) => {
+                let matched = Matches::default();
+                let score = s.as_ref().map(|s| policy.model_score(s, "", &cx, &matched));
+                (matched, score)
+            }
+        };
+        let (complexity, complexity_score) =
+            policy.score(tokens, self.messages, tools, &matched, model_score);
         Ok(RequestFeatures {
             target,
             prompt_tokens: prompt.tokens(),

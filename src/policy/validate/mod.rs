@@ -256,7 +256,8 @@ impl Checker<'_> {
         let auto_tiers = self.auto(raw, &tier_index);
 
         let mut patterns: Vec<String> = Vec::new();
-        let classifier = self.classifier(raw.classifier.as_ref(), &mut patterns);
+        let classifier =
+            self.classifier(raw.classifier.as_ref(), raw.scorer.as_ref(), &mut patterns);
         let index = rules::Index {
             tiers: &tier_index,
             models: &model_index,

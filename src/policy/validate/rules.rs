@@ -10,9 +10,10 @@ use crate::diagnostic::DiagnosticKind as K;
 use crate::features::{Target, TargetKind};
 use crate::patterns::{self, MAX_COUNTED, REGEX_SIZE_LIMIT};
 use crate::policy::raw::{
-    Name, RawClassifier, RawPolicy, RawRule, RawSaturating, UnknownTenants, span_of,
+    Name, RawClassifier, RawPolicy, RawRule, RawSaturating, ScorerFile, UnknownTenants, span_of,
 };
 use crate::policy::{AUTO_ALIAS, Action, Allowed, Classifier, Model, Rule, Signal, Tenant};
+use crate::scorer::{Compiled, Scorer};
 
 /// The most rules a policy may hold.
 const MAX_RULES: usize = 1024;
@@ -83,6 +84,7 @@ impl Checker<'_> {
     pub(super) fn classifier(
         &mut self,
         raw: Option<&RawClassifier>,
+        file: Option<&ScorerFile>,
         patterns: &mut Vec<String>,
     ) -> Classifier {
         let Some(c) = raw else {
@@ -94,6 +96,7 @@ impl Checker<'_> {
                 depth_saturation: 12,
                 tools_weight: 0.15,
                 signals: Vec::new(),
+                scorer: None,
             };
         };
         let t = &c.thresholds;
@@ -166,6 +169,10 @@ impl Checker<'_> {
                 msg,
             );
         }
+        let scorer = match (&c.model, file) {
+            (Some(name), Some(file)) => self.scorer(name, file, &signals),
+            _ => None,
+        };
         Classifier {
             thresholds: thresholds.map(|x| x as f32),
             length_weight,
@@ -174,7 +181,47 @@ impl Checker<'_> {
             depth_saturation,
             tools_weight,
             signals,
+            scorer,
         }
+    }
+
+    /// The scorer model file a classifier names: every problem in it is an error located in
+    /// the file; each signal it weighs must be one of the policy's.
+    fn scorer(&mut self, name: &Name, file: &ScorerFile, signals: &[Signal]) -> Option<Compiled> {
+        let model = match Scorer::parse(&file.text) {
+            Ok(model) => model,
+            Err(problems) => {
+                for p in problems {
+                    let span = p.span.start + file.offset..p.span.end + file.offset;
+                    self.error(
+                        K::InvalidScorer,
+                        Some(span),
+                        "classifier.model".into(),
+                        p.message,
+                    );
+                }
+                return None;
+            }
+        };
+        let mut columns = Vec::with_capacity(model.signals.len());
+        for s in &model.signals {
+            match signals.iter().position(|p| &p.name == s) {
+                Some(i) => columns.push(i),
+                None => {
+                    let msg = format!(
+                        "the scorer model `{}` weighs signal `{s}`, which the policy does not define",
+                        name.get_ref()
+                    );
+                    self.error(
+                        K::InvalidScorer,
+                        span_of(name),
+                        "classifier.model".into(),
+                        msg,
+                    );
+                }
+            }
+        }
+        (columns.len() == model.signals.len()).then(|| Compiled::new(model, columns, &file.text))
     }
 
     pub(super) fn rules(
