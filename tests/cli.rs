@@ -393,3 +393,54 @@ fn route_reads_the_named_api_and_writes_the_body_to_forward() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!forward.exists());
 }
+
+#[test]
+fn train_refuses_too_few_pairs_and_calibrate_writes_thresholds() {
+    let dir = std::env::temp_dir().join(format!("fluxroute-cli-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let labelled = dir.join("few.jsonl");
+    let line = r#"{"id": "a", "request": {"model": "flux-auto", "messages": [{"role": "user", "content": "hi"}]}, "quality": {"weak": 0.5, "strong": 0.9}}"#;
+    std::fs::write(&labelled, format!("{line}\n").repeat(10)).unwrap();
+    let out = dir.join("m.scorer");
+    let (l, o) = (labelled.to_str().unwrap(), out.to_str().unwrap());
+    let r = run(&["train", l, "--out", o], "");
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("only 10 labelled pairs"), "{err}");
+    assert!(!out.exists());
+
+    // Calibrate a copy of the default policy on the example traffic, in place.
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, fluxroute::EMBEDDED_POLICY).unwrap();
+    let log = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/traffic.jsonl.gz");
+    let p = policy.to_str().unwrap();
+    let r = run(
+        &[
+            "calibrate",
+            "--policy",
+            p,
+            "--strong-share",
+            "0.6",
+            "--write",
+            log,
+        ],
+        "",
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.contains("strong share on") && text.contains("asked 60.0%"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(&policy).unwrap();
+    assert_ne!(written, fluxroute::EMBEDDED_POLICY);
+    assert!(fluxroute::CompiledPolicy::from_file(&policy).is_ok());
+    // Without a policy file, --write has nothing to write.
+    let r = run(&["calibrate", "--strong-share", "0.6", "--write", log], "");
+    assert_eq!(r.status.code(), Some(1));
+}

@@ -52,8 +52,24 @@ fn class(score: f64, t: &[f64; 3], floor: Complexity) -> Complexity {
 }
 
 /// A threshold that puts the `k` highest of `desc` (scores, highest first) above it: midway
-/// between the `k`th and the next, within `[lo, hi]`.
+/// between the `k`th and the next, within `[lo, hi]`. Equal scores cannot be split, so a `k`
+/// inside a run of them moves to the nearer end of the run.
 fn cut(desc: &[f64], k: usize, lo: f64, hi: f64) -> f64 {
+    let k = k.min(desc.len());
+    let at = |i: usize| desc.get(i).copied();
+    let tied = |i: usize| i > 0 && i < desc.len() && at(i - 1) == at(i);
+    let k = if tied(k) {
+        let (mut down, mut up) = (k, k);
+        while tied(down) {
+            down -= 1;
+        }
+        while tied(up) {
+            up += 1;
+        }
+        if k - down <= up - k { down } else { up }
+    } else {
+        k
+    };
     let t = match (k.checked_sub(1).and_then(|i| desc.get(i)), desc.get(k)) {
         (None, Some(top)) => (top + hi) / 2.0 + f64::EPSILON,
         (None, None) => (lo + hi) / 2.0,
@@ -123,6 +139,14 @@ pub fn calibrate(
         .collect();
     free.sort_by(|a, b| b.total_cmp(a));
     let want = (strong_share * n as f64).round() as usize;
+    if floored > want {
+        return Err(format!(
+            "signals' min_class floors alone put {:.1}% of the requests in the strong classes, \
+             above the asked {:.1}%",
+            floored as f64 * 100.0 / n as f64,
+            strong_share * 100.0
+        ));
+    }
     let k = want.saturating_sub(floored).min(free.len());
     // Thresholds must increase strictly inside [0, 1].
     let gap = 1e-6;
