@@ -289,6 +289,8 @@ pub(crate) struct Block {
     newline: u64,
     /// Controls other than tab, line feed and carriage return.
     control: u64,
+    /// Whether the block has non-ASCII characters (raw or escaped).
+    high: bool,
     /// Lead bytes of non-ASCII characters by [`script`] block (but `E2` and `EF` ones).
     wide: [u64; script::COUNT],
     seconds: Seconds,
@@ -326,6 +328,7 @@ impl Block {
             ..Block::default()
         };
         if high != 0 {
+            b.high = true;
             (b.wide, b.seconds) = Block::scripts(q);
         }
         b
@@ -333,27 +336,51 @@ impl Block {
 
     /// The lead bytes of `q` by [`script`] block, but for characters led by `E2` or `EF`: their
     /// block depends on their second byte, which may lie in the next block, so they are
-    /// classed by [`TextCounts::block`] from [`Seconds`].
+    /// classed by [`TextCounts::block`] from [`Seconds`]. A block has few non-ASCII
+    /// characters or a dense run of three-byte ones, so its lead bytes are classed one by one
+    /// from a table.
     #[inline(never)]
     fn scripts<const N: usize>(q: &[u8x16; N]) -> ([u64; script::COUNT], Seconds) {
-        let lead = |lo: u8, n: u8| bits(q, |v| in_range(v, lo, n));
+        let mut bytes = [0u8; 64];
+        for (chunk, v) in bytes.chunks_exact_mut(16).zip(q) {
+            chunk.copy_from_slice(&v.to_array());
+        }
+        let byte = |i: u32| bytes.get(i as usize).copied().unwrap_or(0);
         let mut w = [0; script::COUNT];
-        w[script::LATIN] = lead(0xC0, 12);
-        w[script::MARKS] = lead(0xCC, 2);
-        w[script::ALPHABETS] = lead(0xCE, 6);
-        w[script::WEST_ASIAN] = lead(0xD4, 12);
-        w[script::INDIC] = lead(0xE0, 2);
-        w[script::OPAQUE] = lead(0xEE, 1);
-        w[script::CJK] = lead(0xE3, 11);
-        w[script::ASTRAL] = lead(0xF0, 16);
-        let seconds = Seconds {
-            e2: lead(0xE2, 1),
-            ef: lead(0xEF, 1),
-            symbols: lead(0x82, 0x3E),
-            braille: lead(0xA0, 4),
-            fullwidth: lead(0xA4, 0x1C),
+        let mut s = Seconds::default();
+        // A continuation byte first in the block may end a character led in the block before.
+        let second = |s: &mut Seconds, i: u32| {
+            let bit = 1u64 << (i & 63);
+            if let 0x82..=0xBF = byte(i) {
+                s.symbols |= bit;
+            }
+            match byte(i) {
+                0xA0..=0xA3 => s.braille |= bit,
+                0xA4..=0xBF => s.fullwidth |= bit,
+                _ => {}
+            }
         };
-        (w, seconds)
+        second(&mut s, 0);
+        let mut lead = bits(q, |v| in_range(v, 0xC0, 64));
+        while lead != 0 {
+            let i = lead.trailing_zeros();
+            lead &= lead - 1;
+            let bit = 1u64 << i;
+            match LEAD.get(usize::from(byte(i).wrapping_sub(0xC0))) {
+                Some(&E2) => s.e2 |= bit,
+                Some(&EF) => s.ef |= bit,
+                Some(&k) => {
+                    if let Some(m) = w.get_mut(usize::from(k)) {
+                        *m |= bit;
+                    }
+                }
+                None => {}
+            }
+            if matches!(byte(i), 0xE2 | 0xEF) && i < 63 {
+                second(&mut s, i + 1);
+            }
+        }
+        (w, s)
     }
 
     /// [`Block::new`] for text that is not a JSON string: line feeds and controls are raw.
@@ -388,6 +415,7 @@ impl Block {
         self.seconds.ef &= !all;
         for (n, k) in self.escaped.iter_mut().zip(e.kinds) {
             *n += k;
+            self.high |= k != 0;
         }
     }
 
@@ -400,6 +428,32 @@ impl Block {
         self.escaped_controls = controls;
     }
 }
+
+/// The [`script`] block of each lead byte `C0`–`FF`; [`E2`] and [`EF`] mark the two whose
+/// block depends on the next byte.
+#[allow(clippy::indexing_slicing, reason = "evaluated at compile time")]
+const LEAD: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        t[i] = match 0xC0 + i {
+            0xC0..=0xCB => script::LATIN as u8,
+            0xCC..=0xCD => script::MARKS as u8,
+            0xCE..=0xD3 => script::ALPHABETS as u8,
+            0xD4..=0xDF => script::WEST_ASIAN as u8,
+            0xE0..=0xE1 => script::INDIC as u8,
+            0xE2 => E2,
+            0xE3..=0xED => script::CJK as u8,
+            0xEE => script::OPAQUE as u8,
+            0xEF => EF,
+            _ => script::ASTRAL as u8,
+        };
+        i += 1;
+    }
+    t
+};
+const E2: u8 = 100;
+const EF: u8 = 101;
 
 /// What classes characters led by `E2` and `EF`: those lead bytes, and the bytes that, second
 /// in such a character, make it a symbol, Braille, or (after `EF`) a fullwidth form.
@@ -490,7 +544,16 @@ fn long_run(
     before: u32,
     k: u32,
 ) -> (u64, u32) {
-    let long = if skip == 0 {
+    // The common case: no run of eight in the block, and the run carried in too short to
+    // reach `k + 1` with the block's leading one.
+    let r8 = {
+        let r = fm & fm << 1;
+        let r = r & r << 2;
+        r & r << 4
+    };
+    let long = if k >= 8 && r8 == 0 && before.saturating_add(fm.trailing_ones()) <= k {
+        0
+    } else if skip == 0 {
         let prev = u64::MAX.checked_shl(64 - before.min(64)).unwrap_or(0);
         let x = u128::from(m) << 64 | u128::from(prev);
         // `r` marks the ends of runs of at least `len` bytes; `len` grows to `k + 1` by
@@ -624,22 +687,14 @@ impl TextCounts {
         }
         add(&mut t.newlines, b.escaped_newlines);
         add(&mut t.controls, pop(b.control & valid) + b.escaped_controls);
-        let mut wide = b.wide;
-        let sec = &b.seconds;
         let (e2, ef) = (c >> 5 & 1, c >> 6 & 1);
-        if sec.e2 | sec.ef | e2 | ef != 0 {
-            // The second bytes of characters led by `E2` and `EF`, the first maybe in the
-            // block before.
-            let (e2, ef) = ((sec.e2 << 1 | e2) & valid, (sec.ef << 1 | ef) & valid);
-            wide[script::PUNCTUATION] |= e2 & !sec.symbols;
-            wide[script::SYMBOLS] |= e2 & sec.symbols & !sec.braille;
-            wide[script::OPAQUE] |= e2 & sec.braille | ef & !sec.fullwidth;
-            wide[script::CJK] |= ef & sec.fullwidth;
-        }
-        for ((total, lead), escaped) in t.wide.iter_mut().zip(wide).zip(b.escaped) {
-            add(total, pop(lead & valid) + escaped);
+        if b.high || e2 | ef != 0 {
+            self.wide(b, valid, e2, ef);
         }
         let last = n - 1;
+        // The second bytes of characters led by `E2` and `EF`, the first maybe in the
+        // block before.
+
         self.carry = Carry {
             last: (fl >> last & 1)
                 | (fd >> last & 1) << 1
@@ -651,6 +706,33 @@ impl TextCounts {
             letters,
             punct,
         };
+    }
+
+    /// Counts the block's non-ASCII characters by [`script`] block; `e2` and `ef` say the block
+    /// before ended with such a lead byte.
+    #[inline(never)]
+    fn wide(&mut self, b: &Block, valid: u64, e2: u64, ef: u64) {
+        let sec = &b.seconds;
+        // The second bytes of characters led by `E2` and `EF`, the first maybe in the block
+        // before.
+        let (e2, ef) = ((sec.e2 << 1 | e2) & valid, (sec.ef << 1 | ef) & valid);
+        let t = &mut self.totals.wide;
+        for i in 0..script::COUNT {
+            let mut m = b.wide.get(i).copied().unwrap_or(0);
+            m |= match i {
+                script::PUNCTUATION => e2 & !sec.symbols,
+                script::SYMBOLS => e2 & sec.symbols & !sec.braille,
+                script::OPAQUE => e2 & sec.braille | ef & !sec.fullwidth,
+                script::CJK => ef & sec.fullwidth,
+                _ => 0,
+            };
+            let n = (m & valid).count_ones() + b.escaped.get(i).copied().unwrap_or(0);
+            if n != 0
+                && let Some(x) = t.get_mut(i)
+            {
+                *x = x.wrapping_add(u64::from(n));
+            }
+        }
     }
 
     pub fn bytes(&mut self, bytes: &[u8]) {

@@ -135,7 +135,7 @@ pub(crate) fn bucket(hash: u64, head: usize, seed: u64, bits: u32) -> usize {
 
 /// The most n-grams of one message the scorer weighs; later ones are left out (a message
 /// read at [`text::HEAD`] + [`text::TAIL`] bytes rarely has more).
-pub(crate) const MAX_GRAMS: usize = 768;
+pub(crate) const MAX_GRAMS: usize = 512;
 
 /// The n-gram hashes (32 bits, see [`text::mix`]) of a message, kept until its head is
 /// known.

@@ -6,12 +6,12 @@
 //! dropped); a run of digits is the one word `#`, so numbers generalise. Each CJK ideograph,
 //! kana or hangul syllable is a word of its own, so consecutive ones make character bigrams.
 //! The n-grams are word unigrams, word bigrams, and for words of six characters or more their
-//! first and last four characters.
+//! first and last four bytes (characters, in ASCII).
 
 /// Bytes read from the start of the text.
-pub(crate) const HEAD: usize = 768;
+pub(crate) const HEAD: usize = 256;
 /// Bytes read from the end of a longer text.
-pub(crate) const TAIL: usize = 256;
+pub(crate) const TAIL: usize = 128;
 
 /// The kinds of hashed n-grams, mixed into their hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +84,11 @@ fn step(h: u64, b: u8) -> u64 {
     (h ^ u64::from(b)).wrapping_mul(PRIME)
 }
 
-/// Mixes a gram's kind into its hash (a SplitMix64 finaliser), kept to 32 bits so that a
-/// message's n-grams fit a small buffer.
+/// Mixes a gram's kind into its hash (one multiply; the bucket mixes again with the seed),
+/// kept to 32 bits so that a message's n-grams fit a small buffer.
+#[inline(always)]
 pub(crate) fn mix(h: u64, kind: Gram) -> u64 {
-    let mut z = h ^ (kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) >> 32
+    (h ^ (kind as u64) << 59).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
 }
 
 /// Latin-1 letters folded to ASCII (U+00C0–U+00FF), lower case; 0 for the two signs there.
@@ -116,16 +114,122 @@ fn is_cjk(c: char) -> bool {
     matches!(u32::from(c), 0x3040..=0x30FF | 0x3400..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
 }
 
-/// A word being read.
+/// What an ASCII byte is to the scan, by bit.
+const LETTER: u16 = 1;
+const DIGIT: u16 = 2;
+const QUESTION: u16 = 4;
+const CLAUSE: u16 = 8;
+const MATH: u16 = 16;
+const CODE: u16 = 32;
+const END: u16 = 64;
+const SPACE: u16 = 128;
+const NEWLINE: u16 = 256;
+const TICK: u16 = 512;
+
+/// [`LETTER`], [`DIGIT`] ... for each ASCII byte.
+#[allow(clippy::indexing_slicing, reason = "evaluated at compile time")]
+const ASCII: [u16; 128] = {
+    let mut t = [0u16; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = match c {
+            b'a'..=b'z' | b'A'..=b'Z' => LETTER,
+            b'0'..=b'9' => DIGIT,
+            b'?' => QUESTION | END,
+            b',' => CLAUSE,
+            b';' => CLAUSE | CODE,
+            b'=' | b'+' | b'*' | b'/' | b'^' | b'%' | b'<' | b'>' => MATH,
+            b'{' | b'}' | b'[' | b']' | b'_' | b'\\' => CODE,
+            b'.' | b'!' => END,
+            b'\n' => SPACE | NEWLINE,
+            b' ' | b'\t' | b'\r' | 0x0B | 0x0C => SPACE,
+            b'`' => TICK,
+            _ => 0,
+        };
+        b += 1;
+    }
+    t
+};
+
+/// A word being read: its hash, its first and last four bytes (folded), its length in
+/// characters, and whether it is a number.
 #[derive(Clone, Copy)]
 struct Word {
     start: usize,
     hash: u64,
+    head: u32,
+    tail: u32,
     chars: u32,
     digits: bool,
-    prefix: u64,
-    /// The last four characters' bytes, hashed when the word ends.
-    last: [char; 4],
+}
+
+impl Word {
+    fn new(start: usize, digits: bool) -> Word {
+        Word {
+            start,
+            hash: FNV,
+            head: 0,
+            tail: 0,
+            chars: 0,
+            digits,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.hash = step(self.hash, b);
+            self.tail = self.tail << 8 | u32::from(b);
+        }
+        if self.chars < 4 {
+            self.head = self.tail;
+        }
+        self.chars += 1;
+    }
+}
+
+/// Ends words and gives their n-grams.
+struct Words<'g, G> {
+    grams: &'g mut G,
+    base: usize,
+    prev: Option<(u64, (usize, usize))>,
+}
+
+impl<G: Grams> Words<'_, G> {
+    #[inline]
+    fn end(&mut self, w: Word, at: usize, s: &mut Stats) {
+        let span = (self.base + w.start, self.base + at);
+        s.words += 1;
+        if w.chars >= 9 {
+            s.long_words += 1;
+        }
+        if w.digits {
+            s.numbers += 1;
+        }
+        self.grams
+            .gram(Gram::Word, mix(w.hash, Gram::Word), span, None);
+        if let Some((h, p)) = self.prev {
+            let pair = h.wrapping_mul(PRIME).rotate_left(17) ^ w.hash;
+            self.grams
+                .gram(Gram::Pair, mix(pair, Gram::Pair), p, Some(span));
+        }
+        if w.chars >= 6 {
+            self.grams.gram(
+                Gram::Prefix,
+                mix(u64::from(w.head), Gram::Prefix),
+                span,
+                None,
+            );
+            self.grams.gram(
+                Gram::Suffix,
+                mix(u64::from(w.tail), Gram::Suffix),
+                span,
+                None,
+            );
+        }
+        self.prev = Some((w.hash, span));
+    }
 }
 
 /// Scans `text` (see the module's documentation), giving every n-gram to `grams`.
@@ -140,157 +244,154 @@ pub(crate) fn scan(text: &str, grams: &mut impl Grams) -> Stats {
 
 fn scan_piece(text: &str, base: usize, s: &mut Stats, grams: &mut impl Grams) {
     s.bytes += text.len() as u32;
-    let mut word: Option<Word> = None;
-    let mut prev: Option<(u64, (usize, usize))> = None;
-    let mut line_start = true;
-    let (mut ticks, mut prev_char) = (0u32, ' ');
-    let mut end_word = |word: &mut Option<Word>, at: usize, s: &mut Stats| {
-        let Some(w) = word.take() else { return };
-        let span = (base + w.start, base + at);
-        s.words += 1;
-        if w.chars >= 9 {
-            s.long_words += 1;
-        }
-        if w.digits {
-            s.numbers += 1;
-        }
-        grams.gram(Gram::Word, mix(w.hash, Gram::Word), span, None);
-        if let Some((h, p)) = prev {
-            let pair = h.wrapping_mul(PRIME).rotate_left(17) ^ w.hash;
-            grams.gram(Gram::Pair, mix(pair, Gram::Pair), p, Some(span));
-        }
-        if w.chars >= 6 {
-            grams.gram(Gram::Prefix, mix(w.prefix, Gram::Prefix), span, None);
-            let mut h = FNV;
-            for c in w.last {
-                let mut buf = [0u8; 4];
-                for &b in c.encode_utf8(&mut buf).as_bytes() {
-                    h = step(h, b);
-                }
-            }
-            grams.gram(Gram::Suffix, mix(h, Gram::Suffix), span, None);
-        }
-        prev = Some((w.hash, span));
+    let bytes = text.as_bytes();
+    let mut words = Words {
+        grams,
+        base,
+        prev: None,
     };
-    for (at, c) in text.char_indices() {
-        if c == '`' {
-            ticks += 1;
+    // The word being read lives in locals, so the loop keeps it in registers.
+    let mut w = Word::new(0, false);
+    let mut open = false;
+    let (mut letters, mut digits) = (0u32, 0u32);
+    let (mut line_start, mut ticks, mut after_end) = (false, 0u32, false);
+    let mut at = 0;
+    let indent = bytes
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    if list_item(bytes.get(indent..).unwrap_or_default()) {
+        s.list_items += 1;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b < 0x80 {
+            let f = ASCII.get(usize::from(b)).copied().unwrap_or(0);
+            if f & (LETTER | DIGIT) != 0 {
+                let digit = f & DIGIT != 0;
+                // A run of digits is one word, `#`; letters after digits start another.
+                if open && w.digits != digit {
+                    words.end(w, at, s);
+                    open = false;
+                }
+                if !open {
+                    w = Word::new(at, digit);
+                    open = true;
+                    if digit {
+                        w.push(b"#");
+                    }
+                }
+                if digit {
+                    digits += 1;
+                } else {
+                    letters += 1;
+                    w.push(&[b | 0x20]);
+                }
+                at += 1;
+                continue;
+            }
+            if open {
+                words.end(w, at, s);
+                open = false;
+            }
+            if f & (QUESTION | CLAUSE | MATH | CODE) != 0 {
+                s.questions += u32::from(f & QUESTION != 0);
+                s.clauses += u32::from(f & CLAUSE != 0);
+                s.math += u32::from(f & MATH != 0);
+                s.code += u32::from(f & CODE != 0);
+            }
+            if f & SPACE != 0 && after_end {
+                s.sentences += 1;
+            }
+            ticks = if f & TICK != 0 { ticks + 1 } else { 0 };
             if ticks == 3 {
                 s.fences += 1;
             }
-        } else {
-            ticks = 0;
-        }
-        if !c.is_ascii() {
-            s.non_ascii += 1;
-        }
-        let cjk = is_cjk(c);
-        let folded = if cjk { None } else { fold(c) };
-        match folded {
-            Some(f) => {
-                let digit = f.is_ascii_digit();
-                if digit {
-                    s.digits += 1;
-                } else {
-                    s.letters += 1;
-                }
-                // A run of digits is one word, `#`; letters after digits start another.
-                if word.is_some_and(|w| w.digits != digit) {
-                    end_word(&mut word, at, s);
-                }
-                let w = word.get_or_insert(Word {
-                    start: at,
-                    hash: FNV,
-                    chars: 0,
-                    digits: digit,
-                    prefix: FNV,
-                    last: [' '; 4],
-                });
-                if digit {
-                    if w.chars == 0 {
-                        w.hash = step(FNV, b'#');
-                    }
-                } else {
-                    let mut buf = [0u8; 4];
-                    for &b in f.encode_utf8(&mut buf).as_bytes() {
-                        w.hash = step(w.hash, b);
-                        if w.chars < 4 {
-                            w.prefix = step(w.prefix, b);
-                        }
-                    }
-                    w.last = [w.last[1], w.last[2], w.last[3], f];
-                }
-                w.chars += 1;
+            after_end = f & END != 0;
+            if f & NEWLINE != 0 {
+                s.lines += 1;
+                line_start = true;
             }
-            None => {
-                end_word(&mut word, at, s);
-                if cjk {
-                    s.cjk += 1;
-                    let mut h = FNV;
-                    let mut buf = [0u8; 4];
-                    for &b in c.encode_utf8(&mut buf).as_bytes() {
-                        h = step(h, b);
-                    }
-                    word = Some(Word {
-                        start: at,
-                        hash: h,
-                        chars: 1,
-                        digits: false,
-                        prefix: h,
-                        last: [' '; 4],
-                    });
-                    end_word(&mut word, at + c.len_utf8(), s);
+            at += 1;
+            if line_start {
+                // The next line: a list item if it starts like one after its indent.
+                line_start = false;
+                let rest = bytes.get(at..).unwrap_or_default();
+                let indent = rest
+                    .iter()
+                    .take_while(|b| matches!(b, b' ' | b'\t'))
+                    .count();
+                if list_item(rest.get(indent..).unwrap_or_default()) {
+                    s.list_items += 1;
                 }
             }
+            continue;
         }
-        match c {
-            '?' | '？' => s.questions += 1,
-            ',' | ';' | '，' | '、' | '；' => s.clauses += 1,
-            '=' | '+' | '*' | '/' | '^' | '%' | '<' | '>' | '√' | 'π' | '\u{2200}'..='\u{22FF}' => {
-                s.math += 1
-            }
-            '{' | '}' | '[' | ']' | '_' | '\\' => s.code += 1,
-            _ => {}
-        }
-        if c == ';' {
-            s.code += 1;
-        }
-        // A sentence ends at `.`, `!` or `?` before whitespace; CJK ends anywhere.
-        if matches!(prev_char, '.' | '!' | '?') && c.is_whitespace()
-            || matches!(c, '。' | '！' | '？')
-        {
+        let Some(c) = text.get(at..).and_then(|t| t.chars().next()) else {
+            break;
+        };
+        let next = at + c.len_utf8();
+        s.non_ascii += 1;
+        after_end = matches!(c, '。' | '！' | '？');
+        if after_end {
             s.sentences += 1;
         }
-        if c == '\n' {
-            s.lines += 1;
-            line_start = true;
-        } else if line_start && !c.is_whitespace() {
-            line_start = false;
-            let rest = text.get(at..).unwrap_or("");
-            if list_item(rest) {
-                s.list_items += 1;
-            }
+        ticks = 0;
+        match c {
+            '？' => s.questions += 1,
+            '，' | '、' | '；' => s.clauses += 1,
+            '√' | 'π' | '\u{2200}'..='\u{22FF}' => s.math += 1,
+            _ => {}
         }
-        prev_char = c;
+        let mut buf = [0u8; 4];
+        if is_cjk(c) {
+            s.cjk += 1;
+            if open {
+                words.end(w, at, s);
+                open = false;
+            }
+            // Each CJK character is a word of its own.
+            let mut one = Word::new(at, false);
+            one.push(c.encode_utf8(&mut buf).as_bytes());
+            words.end(one, next, s);
+        } else if let Some(f) = fold(c) {
+            letters += 1;
+            if open && w.digits {
+                words.end(w, at, s);
+                open = false;
+            }
+            if !open {
+                w = Word::new(at, false);
+                open = true;
+            }
+            w.push(f.encode_utf8(&mut buf).as_bytes());
+        } else if open {
+            words.end(w, at, s);
+            open = false;
+        }
+        at = next;
     }
-    end_word(&mut word, text.len(), s);
-    if matches!(prev_char, '.' | '!' | '?') {
+    if open {
+        words.end(w, text.len(), s);
+    }
+    if after_end {
         s.sentences += 1;
     }
+    s.letters += letters;
+    s.digits += digits;
 }
 
-/// Whether a line (from its first non-blank character) starts a list item.
-fn list_item(line: &str) -> bool {
-    let b = line.as_bytes();
-    match b.first() {
-        Some(b'-' | b'*') => b.get(1) == Some(&b' '),
+/// Whether a line (from its first non-blank byte) starts a list item: `- `, `* `, or up to
+/// three digits and `. ` or `) `.
+fn list_item(line: &[u8]) -> bool {
+    match line.first() {
+        Some(b'-' | b'*') => line.get(1) == Some(&b' '),
         Some(b'0'..=b'9') => {
-            let digits = b.iter().take_while(|b| b.is_ascii_digit()).count();
+            let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
             digits <= 3
-                && matches!(b.get(digits), Some(b'.' | b')'))
-                && b.get(digits + 1) == Some(&b' ')
+                && matches!(line.get(digits), Some(b'.' | b')'))
+                && line.get(digits + 1) == Some(&b' ')
         }
-        _ => line.starts_with("• "),
+        _ => line.starts_with("• ".as_bytes()),
     }
 }
 
