@@ -553,7 +553,7 @@ fn long_run(
     };
     let long = if k >= 8 && r8 == 0 && before.saturating_add(fm.trailing_ones()) <= k {
         0
-    } else if skip == 0 {
+    } else if skip == 0 && k >= 8 {
         let prev = u64::MAX.checked_shl(64 - before.min(64)).unwrap_or(0);
         let x = u128::from(m) << 64 | u128::from(prev);
         // `r` marks the ends of runs of at least `len` bytes; `len` grows to `k + 1` by
@@ -666,27 +666,33 @@ impl TextCounts {
         let add = |field: &mut u64, x: u32| *field = field.wrapping_add(u64::from(x));
         add(&mut t.letters, pop(l));
         add(&mut t.words, pop(l & !pl));
-        add(&mut t.case_changes, pop(upper & plower));
+        // Population counts are slow without a native instruction: skip the empty ones.
+        let pop_some = |m: u64| if m == 0 { 0 } else { m.count_ones() };
+        add(&mut t.case_changes, pop_some(upper & plower));
         let (long, letters) = long_run(l, fl, skip, valid, fill, self.carry.letters, LONG_WORD);
-        add(&mut t.long_letters, pop(long));
+        add(&mut t.long_letters, pop_some(long));
         if d != 0 {
             add(&mut t.digits, pop(d));
             add(&mut t.numbers, pop(d & !pd));
         }
         if p != 0 {
-            add(&mut t.punct, pop(p));
-            add(&mut t.dense_punct, pop(p).saturating_sub(DENSE_PUNCT));
+            let np = pop(p);
+            add(&mut t.punct, np);
+            add(&mut t.dense_punct, np.saturating_sub(DENSE_PUNCT));
             add(&mut t.punct_runs, pop(p & !pp));
         }
         let (long, punct) = long_run(p, fp, skip, valid, fill, self.carry.punct, LONG_PUNCT);
-        add(&mut t.long_punct, pop(long));
+        add(&mut t.long_punct, pop_some(long));
         add(&mut t.indent, pop(s & ps));
         let newline = b.newline & valid;
         if newline != 0 {
             add(&mut t.newlines, pop(newline));
         }
         add(&mut t.newlines, b.escaped_newlines);
-        add(&mut t.controls, pop(b.control & valid) + b.escaped_controls);
+        add(
+            &mut t.controls,
+            pop_some(b.control & valid) + b.escaped_controls,
+        );
         let (e2, ef) = (c >> 5 & 1, c >> 6 & 1);
         if b.high || e2 | ef != 0 {
             self.wide(b, valid, e2, ef);
@@ -726,7 +732,9 @@ impl TextCounts {
                 script::CJK => ef & sec.fullwidth,
                 _ => 0,
             };
-            let n = (m & valid).count_ones() + b.escaped.get(i).copied().unwrap_or(0);
+            let m = m & valid;
+            let n =
+                if m == 0 { 0 } else { m.count_ones() } + b.escaped.get(i).copied().unwrap_or(0);
             if n != 0
                 && let Some(x) = t.get_mut(i)
             {
