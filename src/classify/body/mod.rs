@@ -589,23 +589,32 @@ impl<'p, 'a> Classification<'p, 'a> {
         let Some(s) = &policy.classifier.scorer else {
             return Ok(Vec::new());
         };
-        let cx = ScoreContext {
-            tokens: self.last_user.map_or(0, |u| u.counts.tokens()),
-            messages: self.messages,
-            tools: self.capabilities.contains(Capability::Tools),
-        };
-        let explain = |text: &str| {
+        let cx = self.score_context();
+        Ok(self.with_user_text(|text| {
             let matched = policy.patterns.find(text);
             s.model.explain(text, &cx, |k| {
                 s.columns
                     .get(k)
                     .map_or(0.0, |&i| policy.signal_strength(&matched, i))
             })
-        };
-        Ok(match self.last_user {
-            Some(u) => last_user_text(&u, explain),
-            None => explain(""),
-        })
+        }))
+    }
+
+    /// What the scorer reads besides the text.
+    fn score_context(&self) -> ScoreContext {
+        ScoreContext {
+            tokens: self.last_user.map_or(0, |u| u.counts.tokens()),
+            messages: self.messages,
+            tools: self.capabilities.contains(Capability::Tools),
+        }
+    }
+
+    /// Calls `f` with the text of the last user message the patterns see (empty without one).
+    fn with_user_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self.last_user {
+            Some(u) => last_user_text(&u, f),
+            None => f(""),
+        }
     }
 
     /// What a scorer would read of this request, for training one: the structure's head,
@@ -613,12 +622,8 @@ impl<'p, 'a> Classification<'p, 'a> {
     /// own score.
     pub(super) fn inputs(self) -> Result<Inputs, RouteError> {
         let policy = self.policy;
-        let cx = ScoreContext {
-            tokens: self.last_user.map_or(0, |u| u.counts.tokens()),
-            messages: self.messages,
-            tools: self.capabilities.contains(Capability::Tools),
-        };
-        let read = |text: &str| {
+        let cx = self.score_context();
+        Ok(self.with_user_text(|text| {
             let matched = policy.patterns.find(text);
             let mut kept = Box::new(scorer::Kept::new());
             let stats = scan(text, &mut *kept);
@@ -634,11 +639,7 @@ impl<'p, 'a> Classification<'p, 'a> {
                 tokens: cx.tokens,
                 policy_score: score,
             }
-        };
-        Ok(match self.last_user {
-            Some(u) => last_user_text(&u, read),
-            None => read(""),
-        })
+        }))
     }
 
     pub(super) fn finish(self) -> Result<RequestFeatures, RouteError> {
@@ -679,22 +680,18 @@ impl<'p, 'a> Classification<'p, 'a> {
         prompt.add(3);
         let tools = self.capabilities.contains(Capability::Tools);
         let tokens = self.last_user.map_or(0, |u| u.counts.tokens());
-        let cx = ScoreContext {
-            tokens,
-            messages: self.messages,
-            tools,
-        };
+        let cx = self.score_context();
         let (matched, model_score) = match (self.last_user, &policy.classifier.scorer) {
             (Some(u), None) => (last_user_matches(&policy.patterns, &u), None),
-            (Some(u), Some(s)) => last_user_text(&u, |text| {
-                let matched = policy.patterns.find(text);
-                (matched, Some(policy.model_score(s, text, &cx, &matched)))
-            }),
             (None, s) => {
                 let matched = Matches::default();
                 let score = s.as_ref().map(|s| policy.model_score(s, "", &cx, &matched));
                 (matched, score)
             }
+            (Some(u), Some(s)) => last_user_text(&u, |text| {
+                let matched = policy.patterns.find(text);
+                (matched, Some(policy.model_score(s, text, &cx, &matched)))
+            }),
         };
         let (complexity, complexity_score) =
             policy.score(tokens, self.messages, tools, &matched, model_score);
