@@ -576,7 +576,11 @@ fn long_run(
     };
     // The run the block ends with: the class's characters after the last other byte.
     let others = !fm & valid;
+    let n = 64 - valid.leading_zeros();
     let after = match others {
+        // Without escapes, the run is the block's bytes after the last other one.
+        0 if skip == 0 => before.saturating_add(n),
+        _ if skip == 0 => n - (64 - others.leading_zeros()),
         0 => before.saturating_add((m & valid).count_ones()),
         _ => (m & valid & !below(64 - others.leading_zeros())).count_ones(),
     };
