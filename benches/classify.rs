@@ -6,6 +6,9 @@
 //! of classification's work that grows with the text, without the JSON).
 //! `classify_shapes/*` does the same for many short messages, for text written as `\u`
 //! escapes, and for one long user message (where the patterns' windows are searched).
+//! `classify_scorer/{model,sum}/{200B,2KiB}` classifies and routes the 200 B and 2 KiB bodies with the default
+//! policy as it is (its trained scorer) and with its `model` line removed (the weighted signal
+//! sum), so the ratio is what the scorer costs.
 //! `classify_api/{chat,responses,messages}/2KiB` classifies and routes the same conversation
 //! written for each request API; `classify_api/forward/2KiB` writes the forwarded body beside
 //! `classify_api/copy/2KiB`, a plain copy of the same bytes into the same buffer.
@@ -140,5 +143,34 @@ fn apis(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classify, shapes, apis);
+/// The 200 B and 2 KiB bodies with the default policy's scorer and without it.
+fn scorer(c: &mut Criterion) {
+    let ctx = CallerContext::default();
+    let text = include_str!("../policies/default.toml");
+    let line = "model = \"builtin:default\"";
+    assert!(text.contains(line), "the default policy names its scorer");
+    let sum = CompiledPolicy::from_toml(&text.replace(line, ""), "default-sum.toml")
+        .unwrap()
+        .policy;
+    let model = CompiledPolicy::embedded();
+    let mut group = c.benchmark_group("classify_scorer");
+    for (size_name, size) in [("200B", 200), ("2KiB", 2 << 10)] {
+        let bytes = body(size);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        for (name, policy) in [("model", &model), ("sum", &sum)] {
+            group.bench_function(BenchmarkId::new(name, size_name), |b| {
+                b.iter(|| {
+                    black_box(
+                        policy
+                            .route_body(black_box(&bytes), &ctx)
+                            .map(|d| d.model().len()),
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classify, shapes, apis, scorer);
 criterion_main!(benches);

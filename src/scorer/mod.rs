@@ -681,6 +681,28 @@ mod tests {
         assert!(problems(&short).iter().any(|m| m.contains("weights")));
     }
 
+    proptest::proptest! {
+        /// A model file cut anywhere or with any text spliced in parses or gives problems
+        /// located inside it, never a panic.
+        #[test]
+        fn a_damaged_file_is_problems_inside_it(
+            cut in 0usize..4000,
+            at in 0usize..4000,
+            splice in "[ -~\n\t]{0,40}|\\PC{0,8}",
+        ) {
+            let good = model().to_text("comment");
+            let mut text: String = good.chars().take(cut).collect();
+            let at = text.char_indices().map(|(i, _)| i).nth(at).unwrap_or(text.len());
+            text.insert_str(at, &splice);
+            if let Err(problems) = Scorer::parse(&text) {
+                proptest::prop_assert!(!problems.is_empty());
+                for p in problems {
+                    proptest::prop_assert!(text.get(p.span.clone()).is_some(), "{:?} in {} bytes", p.span, text.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn scores_are_logistic_and_explained() {
         let m = model();
