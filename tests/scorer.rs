@@ -341,3 +341,40 @@ fn the_default_scorer_is_rebuilt_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn a_follow_up_is_scored_with_the_turn_before_it() {
+    let policy = CompiledPolicy::embedded();
+    let hard = "Prove that for every prime p > 3, p^2 - 1 is divisible by 24. Then find all integer solutions of x^2 - 7y^2 = 1 with x < 1000.";
+    let easy = "hi! how are you today?";
+    let follow = "And for the second one?";
+    let conversation = |turns: &[&str]| {
+        let mut messages = Vec::new();
+        for (i, t) in turns.iter().enumerate() {
+            if i > 0 {
+                messages.push(serde_json::json!({"role": "assistant", "content": "Sure."}));
+            }
+            messages.push(serde_json::json!({"role": "user", "content": t}));
+        }
+        serde_json::json!({"model": "flux-auto", "messages": messages}).to_string()
+    };
+    let score = |body: &str| policy.classify(body.as_bytes()).unwrap().complexity_score;
+    let after_hard = score(&conversation(&[hard, follow]));
+    let after_easy = score(&conversation(&[easy, follow]));
+    assert!(
+        after_hard > after_easy,
+        "{after_hard} after a proof, {after_easy} after a greeting"
+    );
+    // The turn before the last is read, not earlier ones.
+    assert_eq!(
+        score(&conversation(&[hard, easy, follow])),
+        score(&conversation(&[easy, easy, follow]))
+    );
+    // However the earlier turn is escaped, it reads the same.
+    let body = conversation(&[hard, follow]);
+    let escaped = body
+        .replacen("Prove", r"\u0050rove", 1)
+        .replacen(" p > 3", r" p \u003e 3", 1);
+    assert_ne!(escaped, body);
+    assert_eq!(score(&escaped), after_hard);
+}

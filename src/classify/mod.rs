@@ -44,15 +44,17 @@ impl CompiledPolicy {
         }
     }
 
-    /// The scorer's score of the last user message `text`.
+    /// The scorer's score of the last user message `text`, with `context` the head of the
+    /// user message before it.
     pub(crate) fn model_score(
         &self,
         s: &crate::scorer::Compiled,
         text: &str,
+        context: &str,
         cx: &crate::scorer::Context,
         matched: &Matches,
     ) -> f32 {
-        s.model.score(text, cx, |k| {
+        s.model.score(text, context, cx, |k| {
             s.columns
                 .get(k)
                 .map_or(0.0, |&i| self.signal_strength(matched, i))

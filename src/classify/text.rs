@@ -38,6 +38,32 @@ impl<'a> Str<'a> {
         }
     }
 
+    /// The decoded text's first bytes that fit `buf`, cut at a character boundary; nothing is
+    /// allocated.
+    pub fn decode_head<const N: usize>(self, buf: &mut [u8; N]) -> &str {
+        let mut len = 0;
+        for (text, c) in self.runs() {
+            let room = N - len;
+            let mut cut = text.len().min(room);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if let (Some(dst), Some(src)) = (buf.get_mut(len..len + cut), text.get(..cut)) {
+                dst.copy_from_slice(src.as_bytes());
+                len += cut;
+            }
+            let Some(c) = c.filter(|c| cut == text.len() && c.len_utf8() <= N - len) else {
+                break;
+            };
+            if let Some(dst) = buf.get_mut(len..len + c.len_utf8()) {
+                c.encode_utf8(dst);
+                len += c.len_utf8();
+            }
+        }
+        // Whole characters only were copied, so the bytes are UTF-8.
+        std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or("")
+    }
+
     /// Appends the decoded text to `out` while it stays within `limit` bytes: runs between
     /// escapes are copied whole, escapes decoded one by one. Whether all of it fitted.
     pub fn decode_into(self, out: &mut String, limit: usize) -> bool {

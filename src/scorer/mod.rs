@@ -218,13 +218,20 @@ pub struct Term {
     pub contribution: f32,
 }
 
-/// Collects the n-grams with their text, for `--explain`.
+/// Collects the n-grams with their text, for `--explain`; the context's are named
+/// `context:word:...` and so on.
 struct Named<'a> {
     text: &'a str,
+    next: &'a str,
+    prefix: &'static str,
     grams: Vec<(String, u64)>,
 }
 
 impl Grams for Named<'_> {
+    fn context(&mut self) {
+        (self.text, self.prefix) = (self.next, "context:");
+    }
+
     fn gram(&mut self, kind: Gram, hash: u64, at: (usize, usize), pair: Option<(usize, usize)>) {
         if self.grams.len() >= MAX_GRAMS {
             return;
@@ -244,16 +251,22 @@ impl Grams for Named<'_> {
             }
             _ => format!("word:{}", word(at)),
         };
-        self.grams.push((name, w));
+        self.grams.push((format!("{}{name}", self.prefix), w));
     }
 }
 
 impl Scorer {
     /// The score of the last user message `text` (`(0, 1)`), with `signal(i)` the value of
     /// the model's signal `i`. Allocates nothing.
-    pub fn score(&self, text: &str, cx: &Context, signal: impl Fn(usize) -> f32) -> f32 {
+    pub fn score(
+        &self,
+        text: &str,
+        context: &str,
+        cx: &Context,
+        signal: impl Fn(usize) -> f32,
+    ) -> f32 {
         let mut kept = Kept::new();
-        let stats = text::scan(text, &mut kept);
+        let stats = text::scan_turns(text, context, &mut kept);
         let h = head(&stats);
         let sum: f32 = kept.hashes().map(|g| self.weight(g, h)).sum();
         let z = self.linear(&stats, cx, &signal) + sum / (kept.len().max(1) as f32).sqrt();
@@ -282,12 +295,20 @@ impl Scorer {
     /// The terms of the score of `text`, largest first by size: the head's bias, each dense
     /// feature and signal, and each distinct n-gram (its weights summed over occurrences,
     /// scaled as the score scales them).
-    pub fn explain(&self, text: &str, cx: &Context, signal: impl Fn(usize) -> f32) -> Vec<Term> {
+    pub fn explain(
+        &self,
+        text: &str,
+        context: &str,
+        cx: &Context,
+        signal: impl Fn(usize) -> f32,
+    ) -> Vec<Term> {
         let mut named = Named {
             text,
+            next: context,
+            prefix: "",
             grams: Vec::new(),
         };
-        let stats = text::scan(text, &mut named);
+        let stats = text::scan_turns(text, context, &mut named);
         let h = head(&stats);
         let w = self.heads.get(h).cloned().unwrap_or_default();
         let dense = dense(&stats, cx);
@@ -712,12 +733,31 @@ mod tests {
             tools: false,
         };
         let text = "Prove that the square root of 2 is irrational, step by step.";
-        let s = m.score(text, &cx, |i| if i == 0 { 1.0 } else { 0.0 });
+        let signal = |i| if i == 0 { 1.0 } else { 0.0 };
+        let s = m.score(text, "", &cx, signal);
         assert!(s > 0.0 && s < 1.0);
-        let terms = m.explain(text, &cx, |i| if i == 0 { 1.0 } else { 0.0 });
+        let terms = m.explain(text, "", &cx, signal);
         let z: f32 = terms.iter().map(|t| t.contribution).sum();
         assert!((logistic(z) - s).abs() < 1e-4, "{} vs {s}", logistic(z));
         assert!(terms.iter().any(|t| t.feature == "signal:math"));
         assert!(terms.iter().any(|t| t.feature.starts_with("head:")));
+        // A follow-up is read with the turn before it, whose n-grams the terms name.
+        let mut m = m;
+        m.hashed.iter_mut().for_each(|w| *w += 0.01);
+        let follow = "And the cube root?";
+        let alone = m.score(follow, "", &cx, signal);
+        let after = m.score(follow, text, &cx, signal);
+        assert_ne!(alone, after);
+        let terms = m.explain(follow, text, &cx, signal);
+        let z: f32 = terms.iter().map(|t| t.contribution).sum();
+        assert!(
+            (logistic(z) - after).abs() < 1e-4,
+            "{} vs {after}",
+            logistic(z)
+        );
+        assert!(
+            terms.iter().any(|t| t.feature.starts_with("context:word:")),
+            "{terms:?}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What the scorer reads of the last user message: one scalar pass over at most
-//! [`HEAD`] + [`TAIL`] bytes of its text, giving structural counts ([`Stats`]) and hashed
-//! n-grams (given to a [`Grams`] sink). Nothing is allocated.
+//! [`HEAD`] + [`TAIL`] bytes of its text (and [`CONTEXT`] bytes of the user turn before it,
+//! [`scan_turns`]), giving structural counts ([`Stats`]) and hashed n-grams (given to a
+//! [`Grams`] sink). Nothing is allocated.
 //!
 //! Words are runs of letters and digits, lower-cased and ASCII-folded (Latin-1 accents
 //! dropped); a run of digits is the one word `#`, so numbers generalise. Each CJK ideograph,
@@ -26,6 +27,9 @@ pub(crate) enum Gram {
 /// scanned text: the word, or the two words of a pair).
 pub(crate) trait Grams {
     fn gram(&mut self, kind: Gram, hash: u64, at: (usize, usize), pair: Option<(usize, usize)>);
+
+    /// The n-grams that follow are the context's (see [`scan_turns`]).
+    fn context(&mut self) {}
 }
 
 /// Structural counts over the bytes read.
@@ -230,6 +234,33 @@ impl<G: Grams> Words<'_, G> {
         }
         self.prev = Some((w.hash, span));
     }
+}
+
+/// Bytes read of the user message before the last, as context.
+pub(crate) const CONTEXT: usize = 128;
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $(self.$f += o.$f;)* };
+        }
+        sum!(
+            bytes, words, long_words, numbers, digits, letters, questions, fences, list_items,
+            clauses, sentences, math, code, lines, non_ascii, cjk
+        );
+    }
+}
+
+/// Scans the last user message `text`, then `context` (the head of the user message before
+/// it, empty in a conversation of one), into one set of counts and n-grams: a short follow-up
+/// is read with the request it follows. `grams` hears [`Grams::context`] between the two.
+pub(crate) fn scan_turns(text: &str, context: &str, grams: &mut impl Grams) -> Stats {
+    let mut stats = scan(text, grams);
+    if !context.is_empty() {
+        grams.context();
+        stats.add(&scan(context, grams));
+    }
+    stats
 }
 
 /// Scans `text` (see the module's documentation), giving every n-gram to `grams`.

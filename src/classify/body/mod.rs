@@ -18,7 +18,7 @@ use crate::error::{ErrorCode, RouteError};
 use crate::features::{Api, Asked, Field, Fnv, Origin, RequestFeatures, Source};
 use crate::patterns::Matches;
 use crate::policy::CompiledPolicy;
-use crate::scorer::text::scan;
+use crate::scorer::text::scan_turns;
 use crate::scorer::{self, Context as ScoreContext, Inputs, Term};
 
 fn invalid(param: &str, message: String) -> RouteError {
@@ -247,6 +247,8 @@ pub(super) struct Classification<'p, 'a> {
     user: Option<u64>,
     first_user: Option<u64>,
     last_user: Option<UserMessage<'a>>,
+    /// The first text part of the user message before the last one: the scorer's context.
+    prev_user: Option<Str<'a>>,
 }
 
 impl<'p, 'a> Classification<'p, 'a> {
@@ -267,6 +269,7 @@ impl<'p, 'a> Classification<'p, 'a> {
             user: None,
             first_user: None,
             last_user: None,
+            prev_user: None,
         }
     }
 
@@ -560,6 +563,7 @@ impl<'p, 'a> Classification<'p, 'a> {
             if self.first_user.is_none() {
                 self.first_user = text.hash.map(Fnv::finish);
             }
+            self.prev_user = self.last_user.and_then(|u| u.first);
             self.last_user = Some(UserMessage {
                 counts,
                 first: text.first,
@@ -590,9 +594,11 @@ impl<'p, 'a> Classification<'p, 'a> {
             return Ok(Vec::new());
         };
         let cx = self.score_context();
+        let mut buf = [0u8; scorer::text::CONTEXT];
+        let context = self.context(&mut buf);
         Ok(self.with_user_text(|text| {
             let matched = policy.patterns.find(text);
-            s.model.explain(text, &cx, |k| {
+            s.model.explain(text, context, &cx, |k| {
                 s.columns
                     .get(k)
                     .map_or(0.0, |&i| policy.signal_strength(&matched, i))
@@ -609,6 +615,12 @@ impl<'p, 'a> Classification<'p, 'a> {
         }
     }
 
+    /// The scorer's context: the head of the user message before the last, decoded into `buf`
+    /// (empty in a conversation of one user message).
+    fn context<'b>(&self, buf: &'b mut [u8; scorer::text::CONTEXT]) -> &'b str {
+        self.prev_user.map_or("", |s| s.decode_head(buf))
+    }
+
     /// Calls `f` with the text of the last user message the patterns see (empty without one).
     fn with_user_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         match self.last_user {
@@ -623,10 +635,12 @@ impl<'p, 'a> Classification<'p, 'a> {
     pub(super) fn inputs(self) -> Result<Inputs, RouteError> {
         let policy = self.policy;
         let cx = self.score_context();
+        let mut buf = [0u8; scorer::text::CONTEXT];
+        let context = self.context(&mut buf);
         Ok(self.with_user_text(|text| {
             let matched = policy.patterns.find(text);
             let mut kept = Box::new(scorer::Kept::new());
-            let stats = scan(text, &mut *kept);
+            let stats = scan_turns(text, context, &mut *kept);
             let signals = (0..policy.classifier.signals.len())
                 .map(|i| policy.signal_strength(&matched, i))
                 .collect();
@@ -681,16 +695,26 @@ impl<'p, 'a> Classification<'p, 'a> {
         let tools = self.capabilities.contains(Capability::Tools);
         let tokens = self.last_user.map_or(0, |u| u.counts.tokens());
         let cx = self.score_context();
+        let mut buf = [0u8; scorer::text::CONTEXT];
+        let context = match policy.classifier.scorer {
+            Some(_) => self.context(&mut buf),
+            None => "",
+        };
         let (matched, model_score) = match (self.last_user, &policy.classifier.scorer) {
             (Some(u), None) => (last_user_matches(&policy.patterns, &u), None),
             (None, s) => {
                 let matched = Matches::default();
-                let score = s.as_ref().map(|s| policy.model_score(s, "", &cx, &matched));
+                let score = s
+                    .as_ref()
+                    .map(|s| policy.model_score(s, "", context, &cx, &matched));
                 (matched, score)
             }
             (Some(u), Some(s)) => last_user_text(&u, |text| {
                 let matched = policy.patterns.find(text);
-                (matched, Some(policy.model_score(s, text, &cx, &matched)))
+                (
+                    matched,
+                    Some(policy.model_score(s, text, context, &cx, &matched)),
+                )
             }),
         };
         let (complexity, complexity_score) =

@@ -147,6 +147,23 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&out[3..], &text[cut..]);
         proptest::prop_assert_eq!(out.capacity(), room);
     }
+
+    #[test]
+    fn the_decoded_head_is_the_start_of_the_decoded_text_that_fits(
+        text in "([a-z ]{0,30}[\n\"\\\\é日😀]){0,12}[a-z ]{0,60}",
+        every in 0usize..4,
+    ) {
+        let json = escape_more(&text, every);
+        let raw = json.get(1..json.len() - 1).unwrap();
+        let s = Str { raw, escaped: true };
+        let mut buf = [0u8; 16];
+        let head = s.decode_head(&mut buf);
+        let mut cut = text.len().min(16);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        proptest::prop_assert_eq!(head, &text[..cut]);
+    }
 }
 
 /// Escapes of a mask of backslashes, pairing them up from the first one, one at a time.
