@@ -412,6 +412,16 @@ impl<'p, 'a> Classification<'p, 'a> {
         let mut first = true;
         let mut seen = Seen::default();
         while let Some(key) = c.next_key_word(&mut first)? {
+            if key == words::JSON_SCHEMA && c.peek() == Some(b'{') {
+                // Chat nests the schema and its name one level down; their text counts as the
+                // other APIs write them, beside `type`, without the wrapper's keys.
+                c.begin_object()?;
+                let mut inner = true;
+                while c.next_key_word(&mut inner)?.is_some() {
+                    c.value(Some(&mut self.prompt))?;
+                }
+                continue;
+            }
             if key != words::TYPE {
                 c.value(Some(&mut self.prompt))?;
                 continue;
