@@ -254,3 +254,37 @@ fn compiling_allocates_in_proportion_to_the_policy_text() {
         "bytes allocated per byte of policy text by (models, tenants): {ratios:?}"
     );
 }
+
+/// Reading a log to calibrate keeps no line longer than the policy's bodies can be: a record
+/// of 32 MiB without a line end is skipped unread, not held in memory.
+#[cfg(feature = "simulate")]
+#[test]
+fn calibrating_skips_a_huge_log_line_without_holding_it() {
+    let text = include_str!("../policies/default.toml")
+        .replace("max_body_bytes = 16777216", "max_body_bytes = 4096");
+    let policy = CompiledPolicy::from_toml(&text, "small.toml")
+        .unwrap()
+        .policy;
+    let path = std::env::temp_dir().join(format!("fluxroute-alloc-log-{}", std::process::id()));
+    let short = r#"{"model": "flux-auto", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let mut log = format!("{short}\n{short}\n").into_bytes();
+    log.extend(std::iter::repeat_n(b'x', 32 << 20));
+    std::fs::write(&path, &log).unwrap();
+    drop(log);
+    let shares = fluxroute::Shares {
+        strong: 0.5,
+        reasoning: None,
+        simple: None,
+    };
+    let mut result = None;
+    let bytes = bytes_during(|| {
+        result = Some(fluxroute::calibrate(&policy, &path, shares, Api::Chat));
+    });
+    std::fs::remove_file(&path).unwrap();
+    let calibration = result.unwrap().unwrap();
+    assert_eq!(calibration.records, 2, "the long line is skipped");
+    assert!(
+        bytes < 8 << 20,
+        "{bytes} bytes allocated reading a 32 MiB line"
+    );
+}

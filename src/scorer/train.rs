@@ -18,30 +18,8 @@ use std::path::{Path, PathBuf};
 use super::{DENSE, Inputs, Scorer, bucket, logistic};
 use crate::features::Api;
 use crate::policy::CompiledPolicy;
-use crate::simulate::reader::Record;
-use crate::simulate::{Tradeoff, open_log};
-
-/// Calls `f` with each record of a log (JSONL, plain or gzip; blank lines skipped).
-pub(crate) fn for_each_record(path: &Path, mut f: impl FnMut(Record<'_>)) -> Result<(), String> {
-    let (mut reader, _) =
-        open_log(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut line = Vec::new();
-    let mut n = 0u64;
-    loop {
-        line.clear();
-        let read = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if read == 0 {
-            return Ok(());
-        }
-        n += 1;
-        let text = crate::simulate::reader::trim_newline(&line);
-        if text.trim_ascii().is_empty() {
-            continue;
-        }
-        f(Record::parse(n, text));
-    }
-}
+use crate::simulate::Tradeoff;
+use crate::simulate::reader::for_each_record;
 
 /// Settings of [`train_scorer`].
 #[derive(Debug, Clone)]
@@ -254,7 +232,11 @@ fn read_file(
 ) -> Result<(Vec<Example>, usize), String> {
     let mut rows: Vec<(Inputs, Vec<(String, f64)>)> = Vec::new();
     let mut skipped = 0;
-    for_each_record(path, |r| {
+    for_each_record(path, policy.limits.max_body_bytes, |r| {
+        let Some(r) = r else {
+            skipped += 1;
+            return;
+        };
         let inputs = match r.api {
             Ok(api) => policy.score_inputs(api.unwrap_or(Api::Chat), r.body).ok(),
             Err(_) => None,

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
+use super::reader::for_each_record;
 use crate::features::{Api, Complexity};
 use crate::policy::CompiledPolicy;
-use crate::scorer::train::for_each_record;
 
 /// Thresholds calibrated on a log, and the share of its requests they put in the strong
 /// classes.
@@ -110,7 +110,8 @@ pub fn calibrate(
     }
     let signals = &policy.classifier.signals;
     let mut rows: Vec<(f64, Complexity)> = Vec::new();
-    for_each_record(log, |r| {
+    for_each_record(log, policy.limits.max_body_bytes, |r| {
+        let Some(r) = r else { return };
         let Ok(api) = r.api.map(|a| a.unwrap_or(api)) else {
             return;
         };

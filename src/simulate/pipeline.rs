@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-use super::reader::{LogReader, Record, Usage, trim_newline};
+use super::reader::{LogReader, Record, Usage, line_cap, trim_newline};
 use super::report::{LineResult, Outcome, Report, Served};
 use super::{Progress, Simulation};
 use crate::decision::Decision;
@@ -29,11 +29,8 @@ impl Simulation<'_> {
         out: Option<&mut (dyn Write + Send)>,
         mut progress: impl FnMut(Progress) + Send,
     ) -> io::Result<Report> {
-        // A record is its body plus a little wrapping (id, quality labels, usage).
         let limit = |p: &CompiledPolicy| p.limits.max_body_bytes;
-        let cap = limit(self.policy)
-            .max(self.against.map_or(0, limit))
-            .saturating_add(1 << 16);
+        let cap = line_cap(limit(self.policy).max(self.against.map_or(0, limit)));
         let write_out = out.is_some();
         let mut reader = LogReader::new(input, cap);
         let mut sink = Sink {

@@ -136,6 +136,38 @@ impl<'t> Record<'t> {
     }
 }
 
+/// The longest log line read for a policy whose bodies may be `max_body_bytes` long: a record
+/// is its body plus a little wrapping (id, quality labels, usage).
+pub(super) fn line_cap(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_add(1 << 16)
+}
+
+/// Calls `f` with each record of a log (JSONL, plain or gzip; blank lines skipped), in order,
+/// or `None` for a line longer than [`line_cap`] of `max_body_bytes` (skipped unread).
+pub(crate) fn for_each_record(
+    path: &std::path::Path,
+    max_body_bytes: usize,
+    mut f: impl FnMut(Option<Record<'_>>),
+) -> Result<(), String> {
+    let fail = |e: io::Error| format!("cannot read {}: {e}", path.display());
+    let (input, _) = open_log(path).map_err(fail)?;
+    let mut reader = LogReader::new(input, line_cap(max_body_bytes));
+    loop {
+        let batch = reader.batch().map_err(fail)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (n, range) in &batch.lines {
+            f(range.as_ref().map(|r| {
+                Record::parse(
+                    *n,
+                    trim_newline(batch.data.get(r.clone()).unwrap_or_default()),
+                )
+            }));
+        }
+    }
+}
+
 /// Reads the log a batch at a time.
 pub(super) struct LogReader<R> {
     input: R,
@@ -296,7 +328,7 @@ fn id_text(raw: &RawValue) -> Option<String> {
 }
 
 /// A line without its line ending.
-pub(crate) fn trim_newline(mut line: &[u8]) -> &[u8] {
+pub(super) fn trim_newline(mut line: &[u8]) -> &[u8] {
     while let [rest @ .., b'\n' | b'\r'] = line {
         line = rest;
     }
