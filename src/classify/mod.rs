@@ -54,11 +54,21 @@ impl CompiledPolicy {
         cx: &crate::scorer::Context,
         matched: &Matches,
     ) -> f32 {
-        s.model.score(text, context, cx, |k| {
+        s.model
+            .score(text, context, cx, self.scorer_signals(s, matched))
+    }
+
+    /// The value of each of a scorer's signal columns: its policy signal's strength.
+    pub(crate) fn scorer_signals<'m>(
+        &'m self,
+        s: &'m crate::scorer::Compiled,
+        matched: &'m Matches,
+    ) -> impl Fn(usize) -> f32 + 'm {
+        |k| {
             s.columns
                 .get(k)
                 .map_or(0.0, |&i| self.signal_strength(matched, i))
-        })
+        }
     }
 
     /// Reads a Chat Completions body into [`RequestFeatures`]; see [`CompiledPolicy::classify_as`].

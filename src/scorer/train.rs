@@ -140,9 +140,10 @@ pub fn train_scorer(
         .map(|f| examples.iter().filter(|e| e.file == f).count())
         .collect();
     let nonempty = counts.iter().filter(|&&c| c > 0).count().max(1);
+    let total = examples.len();
     for e in &mut examples {
         let c = counts.get(e.file).copied().unwrap_or(1).max(1);
-        e.weight = examples_len(&counts) as f32 / (nonempty * c) as f32;
+        e.weight = total as f32 / (nonempty * c) as f32;
     }
     let signals = policy.classifier.signals.len();
     let mut held_out = vec![0.0f32; examples.len()];
@@ -201,10 +202,6 @@ pub fn train_scorer(
         text: scorer.to_text(&comment),
         files: files_report,
     })
-}
-
-fn examples_len(counts: &[usize]) -> usize {
-    counts.iter().sum()
 }
 
 fn pair_names(options: &TrainOptions) -> (String, String) {
@@ -378,14 +375,20 @@ fn buckets(m: &Model, inputs: &Inputs) -> (Vec<usize>, f32) {
 }
 
 fn predict(m: &Model, inputs: &Inputs) -> f32 {
+    let (b, scale) = buckets(m, inputs);
+    logistic(logit(m, inputs, &b, scale))
+}
+
+/// The sum before the logistic, without a file's intercept: the head's columns and the
+/// example's hashed buckets (`b`, scaled by `scale`).
+fn logit(m: &Model, inputs: &Inputs, b: &[usize], scale: f32) -> f32 {
     let head = m.heads.get(inputs.head).map_or(&[][..], Vec::as_slice);
     let linear: f32 = columns(inputs)
         .zip(m.shared.iter().zip(head))
         .map(|(x, (s, h))| x * (s + h))
         .sum();
-    let (b, scale) = buckets(m, inputs);
     let hashed: f32 = b.iter().filter_map(|&i| m.hashed.get(i)).sum();
-    logistic(linear + hashed * scale)
+    linear + hashed * scale
 }
 
 /// Regularization of the shared, per-head and hashed weights, and of the heads' biases
@@ -420,14 +423,8 @@ fn fit(train: &[&Example], signals: usize, options: &TrainOptions) -> Model {
         let mut g_hashed = vec![0.0f32; m.hashed.len()];
         let mut g_files = vec![0.0f32; files];
         for (e, (b, scale)) in train.iter().zip(&cached) {
-            let head = m.heads.get(e.inputs.head).map_or(&[][..], Vec::as_slice);
-            let linear: f32 = columns(&e.inputs)
-                .zip(m.shared.iter().zip(head))
-                .map(|(x, (s, h))| x * (s + h))
-                .sum();
-            let hashed: f32 = b.iter().filter_map(|&i| m.hashed.get(i)).sum();
             let offset = m.files.get(e.file).copied().unwrap_or(0.0);
-            let p = logistic(linear + hashed * scale + offset);
+            let p = logistic(logit(&m, &e.inputs, b, *scale) + offset);
             let target = ((e.strong - e.weak + 1.0) / 2.0).clamp(0.0, 1.0) as f32;
             let g = e.weight * (p - target) / total;
             if let Some(gf) = g_files.get_mut(e.file) {

@@ -608,11 +608,8 @@ impl<'p, 'a> Classification<'p, 'a> {
         let context = self.context(&mut buf);
         Ok(self.with_user_text(|text| {
             let matched = policy.patterns.find(text);
-            s.model.explain(text, context, &cx, |k| {
-                s.columns
-                    .get(k)
-                    .map_or(0.0, |&i| policy.signal_strength(&matched, i))
-            })
+            s.model
+                .explain(text, context, &cx, policy.scorer_signals(s, &matched))
         }))
     }
 
