@@ -702,9 +702,6 @@ impl TextCounts {
             self.wide(b, valid, e2, ef);
         }
         let last = n - 1;
-        // The second bytes of characters led by `E2` and `EF`, the first maybe in the
-        // block before.
-
         self.carry = Carry {
             last: (fl >> last & 1)
                 | (fd >> last & 1) << 1

@@ -287,13 +287,7 @@ fn scan_piece(text: &str, base: usize, s: &mut Stats, grams: &mut impl Grams) {
     let (mut letters, mut digits) = (0u32, 0u32);
     let (mut line_start, mut ticks, mut after_end) = (false, 0u32, false);
     let mut at = 0;
-    let indent = bytes
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
-        .count();
-    if list_item(bytes.get(indent..).unwrap_or_default()) {
-        s.list_items += 1;
-    }
+    s.list_items += u32::from(list_item(bytes));
     while let Some(&b) = bytes.get(at) {
         if b < 0x80 {
             let f = ASCII.get(usize::from(b)).copied().unwrap_or(0);
@@ -346,14 +340,7 @@ fn scan_piece(text: &str, base: usize, s: &mut Stats, grams: &mut impl Grams) {
             if line_start {
                 // The next line: a list item if it starts like one after its indent.
                 line_start = false;
-                let rest = bytes.get(at..).unwrap_or_default();
-                let indent = rest
-                    .iter()
-                    .take_while(|b| matches!(b, b' ' | b'\t'))
-                    .count();
-                if list_item(rest.get(indent..).unwrap_or_default()) {
-                    s.list_items += 1;
-                }
+                s.list_items += u32::from(list_item(bytes.get(at..).unwrap_or_default()));
             }
             continue;
         }
@@ -411,9 +398,14 @@ fn scan_piece(text: &str, base: usize, s: &mut Stats, grams: &mut impl Grams) {
     s.digits += digits;
 }
 
-/// Whether a line (from its first non-blank byte) starts a list item: `- `, `* `, or up to
+/// Whether a line starts a list item after its indent (spaces and tabs): `- `, `* `, or up to
 /// three digits and `. ` or `) `.
 fn list_item(line: &[u8]) -> bool {
+    let indent = line
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let line = line.get(indent..).unwrap_or_default();
     match line.first() {
         Some(b'-' | b'*') => line.get(1) == Some(&b' '),
         Some(b'0'..=b'9') => {

@@ -173,12 +173,11 @@ pub fn calibrate(
     let weak_old = unfloored().filter(|&s| s < old[1]).count();
     let standard_old = unfloored().filter(|&s| s >= old[0] && s < old[1]).count();
     // Only requests without a floor can be `simple`.
-    let below: Vec<f64> = rows
+    let mut below: Vec<f64> = rows
         .iter()
         .filter(|r| r.1 == Complexity::Simple && r.0 < complex)
         .map(|r| r.0)
-        .collect::<Vec<f64>>();
-    let mut below = below;
+        .collect();
     below.sort_by(|a, b| b.total_cmp(a));
     let st = match simple_share {
         Some(s) => below.len().saturating_sub((s * n as f64).round() as usize),
